@@ -1,0 +1,1 @@
+"""aif align stage (import submodules directly; keep this file free of imports)."""

@@ -1,0 +1,1 @@
+"""aif metrics stage (import submodules directly; keep this file free of imports)."""
