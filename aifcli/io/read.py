@@ -128,9 +128,12 @@ def _looks_truncated(kind: str, data: bytes) -> bool:
     if kind == "jpeg":
         # A complete JPEG ends its last scan with an EOI marker; a cut file has a
         # start-of-scan with no EOI after it (libjpeg then pads with grey silently).
-        return data.rfind(b"\xff\xd9") < data.rfind(b"\xff\xda")
+        if not data.startswith(b"\xff\xd8"):
+            return False  # not a JPEG at all: let the decoder say so
+        sos = data.rfind(b"\xff\xda")
+        return sos < 0 or data.rfind(b"\xff\xd9") < sos
     if kind == "png":
-        return b"IEND" not in data[-64:]
+        return data.startswith(b"\x89PNG") and b"IEND" not in data[-64:]
     return False
 
 
