@@ -49,8 +49,9 @@ class UI:
         self.verbose = verbose and not quiet
         self.json_mode = json_mode
         self.debug = debug
-        self.err = Console(stderr=True, highlight=False, soft_wrap=True)
-        self.out = Console(highlight=False, soft_wrap=True)
+        # Not a terminal (a pipe, a log file): wide enough that tables don't truncate paths.
+        self.err = Console(stderr=True, highlight=False, soft_wrap=True, width=None if sys.stderr.isatty() else 200)
+        self.out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 200)
 
     def info(self, msg: str) -> None:
         if not self.quiet:

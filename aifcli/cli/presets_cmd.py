@@ -83,7 +83,6 @@ def match_cmd(files: Annotated[list[Path], typer.Argument(help="Image files to i
             t.add_column(c)
         for f, m, err in rows:
             if m is None:
-                t.add_row(str(f), f"[red]{err}[/red]", "", "", "", "", "")
                 continue
             foc = f"{m.focal_mm:g} mm" if m.focal_mm else "?"
             if m.focal_35mm:
@@ -91,10 +90,13 @@ def match_cmd(files: Annotated[list[Path], typer.Argument(help="Image files to i
             t.add_row(str(f), f"{m.make} {m.model}".strip() or "?", m.preset.name + ("" if m.exact else " (fallback)"),
                       ROLE_LABELS.get(m.role or "", "?"), foc, f"f/{m.f_number:g}" if m.f_number else "?",
                       _orientation_words(m.orientation))
-        ui.table(t)
-        for f, m, _ in rows:
+        if len(rows) > failed:
+            ui.table(t)
+        for f, m, err in rows:
             if m is not None and m.warning:
-                ui.warn(f"{f}: {m.warning}")
+                ui.warn(escape(f"{f}: {m.warning}"))
+            if err:
+                ui.error(escape(err))
     if failed:
         raise typer.Exit(2 if failed == len(files) else 1)
 

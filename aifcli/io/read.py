@@ -256,10 +256,32 @@ def read_image(path: str | Path, *, raw_wb: Sequence[float] | None = None) -> Im
     return _read_standard(path, kind or "", data)
 
 
+_MAGIC = {
+    "jpeg": (b"\xff\xd8",),
+    "png": (b"\x89PNG",),
+    "tiff": (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"),
+}
+
+
+def sniff(path: Path) -> None:
+    """Cheap check that a file's first bytes fit its extension (no pixel decoding)."""
+    kind = kind_of(path)
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(16)
+    except OSError as e:
+        raise InputError(f"cannot read: {e.strerror}", path) from None
+    if kind in _MAGIC and not head.startswith(_MAGIC[kind]):
+        raise InputError(f"not a {kind.upper()} file (corrupt or misnamed)", path, "open it in an image viewer or re-export it")
+    if kind == "heic" and head[4:8] != b"ftyp":
+        raise InputError("not a HEIC/HEIF file (corrupt or misnamed)", path)
+
+
 def read_metadata(path: str | Path) -> ImageMeta:
     """EXIF tags and orientation of a file without decoding its pixels."""
     path = Path(path)
     _check_file(path)
+    sniff(path)
     tags = exif_mod.read_exif_tags(path)
     return ImageMeta(path=path, format=kind_of(path) or "", exif=tags, orientation=exif_mod.orientation(tags))
 
