@@ -193,3 +193,20 @@ def test_read_only_output_folder(read_only_dir):
         write_image(read_only_dir / "x.png", np.zeros((4, 4, 3), np.float32))
     assert "ro" in str(e.value)
     assert list(read_only_dir.iterdir()) == []
+
+
+def test_heic_rotation_is_applied_once(tmp_path):
+    """pillow-heif stores EXIF Orientation as the container's rotation; reading applies it once."""
+    pillow_heif = pytest.importorskip("pillow_heif")
+    pillow_heif.register_heif_opener()
+    a = np.zeros((32, 48, 3), np.uint8)
+    a[:8, :8] = (255, 0, 0)
+    p = tmp_path / "o6.heic"
+    try:
+        PILImage.fromarray(a).save(p, exif=_exif_bytes(6), quality=95)
+    except Exception as e:
+        pytest.skip(f"no HEIC encoder available: {e}")
+    img = read_image(p)
+    assert img.pixels.shape[:2] == (48, 32)  # portrait after rotating 90 degrees clockwise
+    ys, xs = np.nonzero(img.pixels[..., 0] > 0.5)
+    assert ys.mean() < 12 and xs.mean() > 20  # the top-left marker is now top-right
