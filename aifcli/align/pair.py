@@ -1,0 +1,385 @@
+"""Aligning a phone's ultra-wide (or any wider) image to its main image.
+
+The ultra-wide sees a wider field from a viewpoint about a centimetre away, so the
+main view is roughly a centred, scaled crop of it, plus parallax. Stages
+(DESIGN.md §2 "Pairs", EasyAIF §III-C):
+
+1. Initial guess: a centred scaling from the 35 mm focal ratio (presets or EXIF).
+2. Homography: SIFT on downscaled, CLAHE-normalised luminance of the main and of the
+   ultra-wide pre-warped by the guess, ratio-test matching, ``cv2.findHomography``
+   with ``USAC_MAGSAC``.
+3. Dense residual flow (parallax) with DIS on blur-matched, downscaled images, in both
+   directions.
+4. Confidence: forward-backward consistency (EasyAIF eq. 1, with the relative
+   threshold |f + b|^2 <= 0.01(|f|^2 + |b|^2) + 0.5 at flow scale) and the
+   ultra-wide's field of view (pixels it does not see get zero confidence).
+
+Everything is estimated on a small grid (``work_width`` pixels wide, about 1/4 of a
+12 MP frame); the result can then warp the ultra-wide onto the main grid at any scale
+(``PairAlignment.warp``) without ever running features or flow at full resolution.
+All coordinates are pixel centres (x, y) with the OpenCV convention.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import cv2
+import numpy as np
+
+from ..errors import InputError
+
+FULL_FRAME_DIAGONAL_MM = 43.27
+
+
+@dataclass
+class PairAlignment:
+    """What ``align_pair`` found; maps main pixels to ultra-wide pixels."""
+
+    H: np.ndarray  # 3x3, main full-res px -> ultra-wide full-res px (the plane at infinity-ish)
+    H0: np.ndarray  # the initial guess from the focal ratio
+    main_shape: tuple[int, int]  # (H, W) of the main image
+    uw_shape: tuple[int, int]
+    work_scale: float  # main px -> work grid px (a)
+    flow: np.ndarray  # (h, w, 2) forward residual flow on the work grid, work px (main -> H-warped uw)
+    flow_bw: np.ndarray  # (h, w, 2) backward flow (H-warped uw -> main), work px
+    confidence: np.ndarray  # (h, w) float32 [0,1] on the work grid (0 = occluded / inconsistent / outside)
+    infield: np.ndarray  # (h, w) float32, 1 where the ultra-wide sees the main pixel
+    matches: int = 0
+    inliers: int = 0
+    residual_px: float = float("nan")  # median inlier reprojection error, main full-res px
+    ratio: float = 1.0  # focal ratio used for the guess
+    swapped_hint: bool = False  # the 'ultra-wide' turned out narrower than the main
+    timings: dict[str, float] = field(default_factory=dict)
+
+    # --- geometry ---------------------------------------------------------------------
+    @property
+    def scale(self) -> float:
+        """Ultra-wide pixels per main pixel at the image centre (about 1/ratio for equal sensors)."""
+        return float(_local_scale(self.H, self.main_shape))
+
+    def uw_map(self, shape: tuple[int, int], use_flow: bool = True) -> np.ndarray:
+        """Absolute ultra-wide full-res coordinates (HxWx2 float32) for a main grid of ``shape``.
+
+        ``shape`` is the main image resampled to (h, w); pixel centres follow cv2.resize.
+        """
+        h0, w0 = self.flow.shape[:2]
+        a = self.work_scale
+        ys, xs = np.mgrid[0:h0, 0:w0].astype(np.float32)
+        if use_flow:
+            xs = xs + self.flow[..., 0]
+            ys = ys + self.flow[..., 1]
+        # work px -> main full px (pixel-centre convention of cv2.resize)
+        xf = (xs + 0.5) / a - 0.5
+        yf = (ys + 0.5) / a - 0.5
+        pts = np.stack([xf, yf], axis=-1).reshape(-1, 1, 2)
+        uv = cv2.perspectiveTransform(pts, self.H).reshape(h0, w0, 2)
+        if (h0, w0) != tuple(shape):
+            uv = cv2.resize(uv, (shape[1], shape[0]), interpolation=cv2.INTER_LINEAR)
+        return uv.astype(np.float32)
+
+    def warp(self, uw: np.ndarray, shape: tuple[int, int] | None = None, use_flow: bool = True,
+             border: float = 0.0) -> np.ndarray:
+        """The ultra-wide resampled onto the main grid of ``shape`` (default: full main size).
+
+        With ``use_flow=False`` only the homography is applied (EasyAIF's I_w,r).
+        The ultra-wide is pre-shrunk (INTER_AREA) when it is denser than the target grid,
+        so the result does not alias.
+        """
+        shape = tuple(shape or self.main_shape)
+        if not use_flow:
+            return self._warp_h(uw, shape, border)
+        uv = self.uw_map(shape, use_flow=True)
+        src, c = _prefilter(uw, self.scale * self.main_shape[1] / shape[1])
+        if c != 1.0:
+            uv = (uv + 0.5) * c - 0.5
+        return cv2.remap(src, uv[..., 0], uv[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
+                         borderValue=(border, border, border))
+
+    def _warp_h(self, uw: np.ndarray, shape: tuple[int, int], border: float) -> np.ndarray:
+        t = shape[1] / self.main_shape[1]
+        src, c = _prefilter(uw, self.scale / t)
+        M = _scale_mat(c) @ self.H @ np.linalg.inv(_scale_mat(t))
+        return cv2.warpPerspective(src, M, (shape[1], shape[0]), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                                   borderMode=cv2.BORDER_CONSTANT, borderValue=(border, border, border))
+
+    def confidence_at(self, shape: tuple[int, int]) -> np.ndarray:
+        return _resize1(self.confidence, shape)
+
+    def infield_at(self, shape: tuple[int, int]) -> np.ndarray:
+        return _resize1(self.infield, shape)
+
+    def flow_at(self, shape: tuple[int, int]) -> np.ndarray:
+        """Residual flow after the homography, in pixels of a main grid of ``shape``."""
+        s = shape[1] / self.flow.shape[1]
+        return cv2.resize(self.flow, (shape[1], shape[0]), interpolation=cv2.INTER_LINEAR) * s
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"H": self.H.tolist(), "H_initial": self.H0.tolist(), "main_size": [self.main_shape[1], self.main_shape[0]],
+                "ultrawide_size": [self.uw_shape[1], self.uw_shape[0]], "focal_ratio": round(self.ratio, 4),
+                "scale_uw_px_per_main_px": round(self.scale, 5), "matches": self.matches, "inliers": self.inliers,
+                "residual_px": round(self.residual_px, 3), "work_scale": round(self.work_scale, 5),
+                "confident_fraction": round(float(self.confidence.mean()), 4),
+                "infield_fraction": round(float(self.infield.mean()), 4),
+                "flow_median_px": round(float(np.median(np.linalg.norm(self.flow, axis=-1)) / self.work_scale), 3),
+                "swapped_hint": self.swapped_hint,
+                "timings": {k: round(v, 4) for k, v in self.timings.items()},
+                "convention": "H maps main full-res pixel centres (x, y, 1) to ultra-wide full-res pixel centres"}
+
+
+# --- helpers ------------------------------------------------------------------------------
+def _scale_mat(a: float) -> np.ndarray:
+    """Full-res px -> px of an image resized by ``a`` (cv2.resize pixel-centre convention)."""
+    o = 0.5 * a - 0.5
+    return np.array([[a, 0, o], [0, a, o], [0, 0, 1]], dtype=np.float64)
+
+
+def _local_scale(H: np.ndarray, shape: tuple[int, int]) -> float:
+    cx, cy = (shape[1] - 1) / 2, (shape[0] - 1) / 2
+    p = np.array([[[cx, cy]], [[cx + 1, cy]], [[cx, cy + 1]]], dtype=np.float64)
+    q = cv2.perspectiveTransform(p, H).reshape(3, 2)
+    J = np.stack([q[1] - q[0], q[2] - q[0]], axis=1)
+    return float(np.sqrt(abs(np.linalg.det(J))))
+
+
+def _prefilter(img: np.ndarray, density: float) -> tuple[np.ndarray, float]:
+    """Shrink ``img`` when it has ``density`` > 1.25 source px per target px."""
+    if density <= 1.25:
+        return img, 1.0
+    c = 1.0 / density
+    h, w = img.shape[:2]
+    nw, nh = max(1, round(w * c)), max(1, round(h * c))
+    out = cv2.resize(img, (nw, nh), interpolation=cv2.INTER_AREA)
+    return out, nw / w
+
+
+def _resize(img: np.ndarray, scale: float) -> np.ndarray:
+    if abs(scale - 1.0) < 1e-6:
+        return img
+    h, w = img.shape[:2]
+    return cv2.resize(img, (max(1, round(w * scale)), max(1, round(h * scale))),
+                      interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+
+
+def _resize1(m: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    if m.shape[:2] == tuple(shape):
+        return m
+    return np.clip(cv2.resize(m, (shape[1], shape[0]), interpolation=cv2.INTER_LINEAR), 0, 1)
+
+
+def _gray8(rgb: np.ndarray) -> np.ndarray:
+    """Rec.709 luma as uint8."""
+    y = rgb[..., 0] * 0.2126 + rgb[..., 1] * 0.7152 + rgb[..., 2] * 0.0722 if rgb.ndim == 3 else rgb
+    return np.clip(y * 255.0 + 0.5, 0, 255).astype(np.uint8)
+
+
+def _clahe(g: np.ndarray) -> np.ndarray:
+    tiles = max(2, min(8, g.shape[1] // 64))
+    return cv2.createCLAHE(clipLimit=2.0, tileGridSize=(tiles, tiles)).apply(g)
+
+
+def initial_homography(main_shape: tuple[int, int], uw_shape: tuple[int, int], ratio: float) -> np.ndarray:
+    """Centred scaling from the 35 mm focal ratio (main / ultra-wide): main px -> ultra-wide px.
+
+    35 mm equivalents are defined on the diagonal, so the ultra-wide covers ``ratio`` times
+    the main's diagonal field; pixels per diagonal scale with each image's own size.
+    """
+    dm = np.hypot(*main_shape)
+    du = np.hypot(*uw_shape)
+    s = du / dm / ratio
+    cm = ((main_shape[1] - 1) / 2, (main_shape[0] - 1) / 2)
+    cu = ((uw_shape[1] - 1) / 2, (uw_shape[0] - 1) / 2)
+    return np.array([[s, 0, cu[0] - s * cm[0]], [0, s, cu[1] - s * cm[1]], [0, 0, 1]], dtype=np.float64)
+
+
+def _sift(g: np.ndarray, n: int, mask: np.ndarray | None = None) -> tuple[list[Any], np.ndarray | None]:
+    sift = cv2.SIFT_create(nfeatures=n, contrastThreshold=0.02)
+    return sift.detectAndCompute(g, mask)
+
+
+def _match(d1: np.ndarray | None, d2: np.ndarray | None, ratio: float = 0.8) -> list[tuple[int, int]]:
+    if d1 is None or d2 is None or len(d1) < 2 or len(d2) < 2:
+        return []
+    if len(d1) * len(d2) > 4_000_000:
+        matcher = cv2.FlannBasedMatcher({"algorithm": 1, "trees": 4}, {"checks": 48})
+    else:
+        matcher = cv2.BFMatcher(cv2.NORM_L2)
+    out = []
+    for m in matcher.knnMatch(d1, d2, k=2):
+        if len(m) == 2 and m[0].distance < ratio * m[1].distance:
+            out.append((m[0].queryIdx, m[0].trainIdx))
+    return out
+
+
+# --- the stages ---------------------------------------------------------------------------
+def estimate_homography(main_s: np.ndarray, uw: np.ndarray, main_shape: tuple[int, int], a: float,
+                        H0: np.ndarray, n_features: int = 3000, min_inliers: int = 20,
+                        uw_path: Any = None) -> tuple[np.ndarray, int, int, float, dict[str, float]]:
+    """Homography (main full px -> uw full px) from SIFT on the work grid.
+
+    ``main_s`` is the main image already resized by ``a``. The ultra-wide is shrunk to the
+    same pixel density and pre-warped by ``H0`` so that SIFT compares like with like.
+    Returns (H, matches, inliers, median residual in main px, timings).
+    """
+    t: dict[str, float] = {}
+    t0 = time.perf_counter()
+    h, w = main_s.shape[:2]
+    s0 = _local_scale(H0, main_shape)
+    b = min(1.0, a / max(s0, 1e-6))
+    uw_s = _resize(uw, b)
+    b = uw_s.shape[1] / uw.shape[1]
+    G = _scale_mat(b) @ H0 @ np.linalg.inv(_scale_mat(a))  # work main px -> small uw px
+    uw_p = cv2.warpPerspective(uw_s, G, (w, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)
+    valid = cv2.warpPerspective(np.full(uw_s.shape[:2], 255, np.uint8), G, (w, h),
+                                flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP)
+    gm = _clahe(_gray8(main_s))
+    gu = _clahe(_gray8(uw_p))
+    t["prewarp"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    km, dm = _sift(gm, n_features)
+    ku, du = _sift(gu, n_features, cv2.erode(valid, np.ones((5, 5), np.uint8)))
+    t["sift"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    pairs = _match(dm, du)
+    t["match"] = time.perf_counter() - t0
+    G_used = G
+    if len(pairs) < min_inliers * 2:
+        # The focal-ratio guess may be off (unknown camera, cropped file): match against the
+        # whole ultra-wide at a density guessed from sizes alone; SIFT is scale-invariant.
+        t0 = time.perf_counter()
+        b2 = min(1.0, max(w, h) / max(uw.shape[:2]) * 1.5)
+        uw_s2 = _resize(uw, b2)
+        gu2 = _clahe(_gray8(uw_s2))
+        ku2, du2 = _sift(gu2, n_features * 2)
+        pairs2 = _match(dm, du2)
+        t["sift_fallback"] = time.perf_counter() - t0
+        if len(pairs2) > len(pairs):
+            pairs, ku = pairs2, ku2
+            b = uw_s2.shape[1] / uw.shape[1]
+            G_used = np.eye(3)  # points are already in small-uw px
+            G = None
+    n_match = len(pairs)
+    if n_match < min_inliers:
+        raise InputError(f"cannot align the pair: only {n_match} feature matches between the images",
+                         uw_path, "check that both files show the same scene, shot at the same moment")
+    t0 = time.perf_counter()
+    pm = np.float32([km[i].pt for i, _ in pairs]).reshape(-1, 1, 2)
+    pu = np.float32([ku[j].pt for _, j in pairs]).reshape(-1, 1, 2)
+    Hr, inl = cv2.findHomography(pm, pu, cv2.USAC_MAGSAC, 1.5, maxIters=5000, confidence=0.999)
+    t["magsac"] = time.perf_counter() - t0
+    n_inl = int(inl.sum()) if inl is not None else 0
+    if Hr is None or n_inl < min_inliers:
+        raise InputError(f"cannot align the pair: only {n_inl} of {n_match} feature matches agree on one geometry",
+                         uw_path, "check that both files show the same scene, shot at the same moment")
+    if G is not None:
+        Hs = G_used @ Hr  # work main px -> small uw px
+    else:
+        Hs = Hr
+    H = np.linalg.inv(_scale_mat(b)) @ Hs @ _scale_mat(a)
+    H /= H[2, 2]
+    sel = inl.ravel().astype(bool)
+    pm_full = cv2.perspectiveTransform(pm[sel].astype(np.float64), np.linalg.inv(_scale_mat(a)))
+    pu_full = cv2.perspectiveTransform(pu[sel].astype(np.float64), np.linalg.inv(_scale_mat(b)) @ G_used)
+    err_uw = np.linalg.norm(cv2.perspectiveTransform(pm_full, H) - pu_full, axis=-1).ravel()
+    res = float(np.median(err_uw)) / max(_local_scale(H, main_shape), 1e-6)  # in main px
+    return H, n_match, n_inl, res, t
+
+
+def dense_flow(main_s: np.ndarray, uwh_s: np.ndarray, blur_sigma: float = 1.5,
+               preset: int = cv2.DISOPTICAL_FLOW_PRESET_MEDIUM) -> tuple[np.ndarray, np.ndarray]:
+    """Forward (main -> uw) and backward DIS flow on blur-matched, CLAHE luminance.
+
+    The main is defocused where the ultra-wide is sharp: both are low-passed by the same
+    Gaussian so edges look alike and the flow is not pulled by the blur difference.
+    """
+    gm = _clahe(_gray8(main_s))
+    gu = _clahe(_gray8(uwh_s))
+    if blur_sigma > 0:
+        gm = cv2.GaussianBlur(gm, (0, 0), blur_sigma)
+        gu = cv2.GaussianBlur(gu, (0, 0), blur_sigma)
+    dis = cv2.DISOpticalFlow_create(preset)
+    fw = dis.calc(gm, gu, None)
+    bw = dis.calc(gu, gm, None)
+    return fw, bw
+
+
+def fb_confidence(fw: np.ndarray, bw: np.ndarray, rel: float = 0.01, abs_: float = 0.5) -> np.ndarray:
+    """EasyAIF eq. 1 with a relative term: 1 where |fw(p) + bw(p + fw(p))|^2 is small."""
+    h, w = fw.shape[:2]
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
+    bw_w = cv2.remap(bw, xs + fw[..., 0], ys + fw[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    err = np.sum((fw + bw_w) ** 2, axis=-1)
+    thr = rel * (np.sum(fw ** 2, axis=-1) + np.sum(bw_w ** 2, axis=-1)) + abs_
+    return (err <= thr).astype(np.float32)
+
+
+def align_pair(main: np.ndarray, ultrawide: np.ndarray, *, ratio: float | None = None, preset: Any = None,
+               work_width: int = 1024, n_features: int = 3000, min_inliers: int = 20,
+               flow_blur: float = 1.5, main_path: Any = None, uw_path: Any = None) -> PairAlignment:
+    """Align ``ultrawide`` to ``main`` (both float32 HxWx3 RGB, any sizes).
+
+    ``ratio``: 35 mm focal length of the main divided by the ultra-wide's (2 for 26/13 mm);
+    default from ``preset`` (an ``aifcli.presets.Preset`` with main and ultrawide
+    cameras), else 2. Raises ``InputError`` when the images do not overlap.
+    """
+    timings: dict[str, float] = {}
+    T0 = time.perf_counter()
+    if ratio is None:
+        ratio = 2.0
+        if preset is not None and "ultrawide" in getattr(preset, "cameras", {}):
+            ratio = preset.cameras["main"].focal_35mm / preset.cameras["ultrawide"].focal_35mm
+    if ratio <= 0:
+        raise InputError(f"focal ratio must be positive, got {ratio}")
+    mh, mw = main.shape[:2]
+    uh, uw_ = ultrawide.shape[:2]
+    if min(mh, mw, uh, uw_) < 32:
+        raise InputError("image too small to align (need at least 32 px)", uw_path if min(uh, uw_) < 32 else main_path)
+    a = min(1.0, work_width / mw)
+    t0 = time.perf_counter()
+    main_s = _resize(main, a)
+    a = main_s.shape[1] / mw
+    timings["downscale"] = time.perf_counter() - t0
+    H0 = initial_homography((mh, mw), (uh, uw_), ratio)
+    H, n_match, n_inl, res, th = estimate_homography(main_s, ultrawide, (mh, mw), a, H0, n_features, min_inliers, uw_path)
+    timings.update({f"homography_{k}": v for k, v in th.items()})
+    scale = _local_scale(H, (mh, mw))
+    det = np.linalg.det(H[:2, :2])
+    if det <= 0 or not (0.05 < scale < 20):
+        raise InputError(f"cannot align the pair: the fitted geometry is implausible (scale {scale:.3g})", uw_path,
+                         "check that both files show the same scene")
+    # Homography-warped ultra-wide on the work grid, then residual flow both ways.
+    t0 = time.perf_counter()
+    h, w = main_s.shape[:2]
+    src, c = _prefilter(ultrawide, scale / a)
+    M = _scale_mat(c) @ H @ np.linalg.inv(_scale_mat(a))
+    uwh_s = cv2.warpPerspective(src, M, (w, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                                borderMode=cv2.BORDER_REPLICATE)
+    timings["warp_work"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    fw, bw = dense_flow(main_s, uwh_s, flow_blur)
+    timings["flow"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    cons = fb_confidence(fw, bw)
+    # field of view: where main pixel + flow lands inside the ultra-wide
+    al = PairAlignment(H=H, H0=H0, main_shape=(mh, mw), uw_shape=(uh, uw_), work_scale=a, flow=fw, flow_bw=bw,
+                       confidence=cons, infield=cons, matches=n_match, inliers=n_inl, residual_px=res,
+                       ratio=float(ratio), swapped_hint=scale > 1.1)
+    uv = al.uw_map((h, w))
+    margin = 1.0
+    inf = ((uv[..., 0] >= margin) & (uv[..., 0] <= uw_ - 1 - margin) &
+           (uv[..., 1] >= margin) & (uv[..., 1] <= uh - 1 - margin)).astype(np.float32)
+    if inf.mean() < 0.2:
+        raise InputError(f"cannot align the pair: the ultra-wide covers only {inf.mean():.0%} of the main view",
+                         uw_path, "check that the files are a main + ultra-wide pair of the same scene")
+    # Occlusions are thin at work scale: grow low-confidence areas by a pixel, soften edges.
+    k = np.ones((3, 3), np.uint8)
+    conf = cv2.morphologyEx(cons, cv2.MORPH_OPEN, k)  # drop isolated 'confident' specks
+    conf = cv2.erode(conf, k) * cv2.erode(inf, k)
+    conf = cv2.GaussianBlur(conf, (0, 0), 1.0)
+    al.confidence = np.clip(conf, 0, 1).astype(np.float32)
+    al.infield = inf
+    timings["confidence"] = time.perf_counter() - t0
+    timings["total"] = time.perf_counter() - T0
+    al.timings = timings
+    return al

@@ -1,0 +1,194 @@
+"""Occlusion-aware fusion of a main + ultra-wide pair into an all-in-focus main view.
+
+EasyAIF eq. 2 with classical parts (DESIGN.md §2 "Pairs", steps 4-6):
+
+    I_AIF = I_d * M_d + I_m * M_m + I_wc * M_wc,   M_d + M_m + M_wc = 1
+
+- ``I_m``  the main image; ``M_m`` is high where the main is at least about as sharp as
+  the aligned ultra-wide (local high-frequency energy at the ultra-wide's own pixel
+  density). That covers the main's in-focus regions, flat regions, the area outside the
+  ultra-wide's field, and objects the ultra-wide itself sees defocused (very near).
+- ``I_wc`` the flow-warped, colour-matched ultra-wide; ``M_wc = (1 - M_m) * C`` with ``C``
+  the forward-backward confidence of the alignment.
+- ``I_d`` a refined main (mildly sharpened) for the rest: ``M_d = (1 - M_m) * (1 - C)``,
+  i.e. occlusions and unreliable flow, where the ultra-wide would ghost.
+
+The blend is multi-scale: Laplacian pyramids of the candidates' differences from the main,
+weighted by Gaussian pyramids of the masks, with the coarsest level left to the main, so
+the main's colour and low frequencies stay and mask edges leave no seams. The ultra-wide
+has at most about half the main's pixel density in the main's frame, so the blend runs at
+``fuse_scale`` (its density, >= 1/2) and only the correction is upsampled and added to
+the full-resolution main: where ``M_m = 1`` the output equals the main exactly.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import cv2
+import numpy as np
+
+from ..align.pair import PairAlignment, _resize, align_pair
+from ..color.local_affine import match_colors
+
+
+@dataclass
+class FuseResult:
+    image: np.ndarray  # float32 HxWx3 [0,1], main resolution
+    masks: dict[str, np.ndarray]  # "main", "ultrawide", "refined" at fuse scale, summing to one
+    confidence: np.ndarray  # alignment confidence at fuse scale
+    alignment: PairAlignment | None
+    fuse_scale: float
+    color: dict[str, Any] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+    intermediates: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def summary(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"fuse_scale": round(self.fuse_scale, 4),
+                               "mask_means": {k: round(float(v.mean()), 4) for k, v in self.masks.items()},
+                               "confident_fraction": round(float(self.confidence.mean()), 4),
+                               "color": self.color, "timings": {k: round(v, 4) for k, v in self.timings.items()}}
+        if self.alignment is not None:
+            a = self.alignment.to_dict()
+            out["alignment"] = {k: a[k] for k in ("H", "inliers", "matches", "residual_px", "scale_uw_px_per_main_px",
+                                                  "infield_fraction", "confident_fraction", "flow_median_px")}
+        return out
+
+
+def _luma(rgb: np.ndarray) -> np.ndarray:
+    if rgb.ndim == 2:
+        return rgb
+    y = cv2.transform(rgb, np.float32([[0.2126, 0.7152, 0.0722]]))
+    return y if y.ndim == 2 else y[..., 0]
+
+
+def detail_energy(rgb: np.ndarray, sigma_hp: float = 1.5, sigma_win: float = 3.0) -> np.ndarray:
+    """Local energy of the luminance's finest band: a focus measure."""
+    y = _luma(rgb)
+    hp = y - cv2.GaussianBlur(y, (0, 0), sigma_hp)
+    return cv2.GaussianBlur(hp * hp, (0, 0), sigma_win)
+
+
+def main_mask(main: np.ndarray, uw: np.ndarray, infield: np.ndarray, *, bias: float = 0.5, softness: float = 0.3,
+              eps: float = 2e-6, grow: int = 2) -> np.ndarray:
+    """M_m: 1 where the main is at least ``bias`` times as detailed as the ultra-wide.
+
+    Both inputs must be at the same (the ultra-wide's native) density. Flat areas (both
+    below ``eps``) and pixels outside the ultra-wide's field go to the main. The main's
+    region is grown by ``grow`` px so its in-focus edges are never replaced.
+    """
+    em = detail_energy(main)
+    eu = detail_energy(uw)
+    r = np.log((em + eps) / (eu + eps)) - np.log(bias)
+    m = 1.0 / (1.0 + np.exp(-r / softness))
+    m = np.maximum(m, 1.0 - infield).astype(np.float32)
+    if grow > 0:
+        m = cv2.dilate(m, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1)))
+    return np.clip(cv2.GaussianBlur(m, (0, 0), 1.5), 0, 1)
+
+
+def _levels_for(shape: tuple[int, int], coarsest: int = 24) -> int:
+    return int(max(1, min(7, np.floor(np.log2(min(shape) / coarsest)))))
+
+
+def pyramid_blend(diffs: list[np.ndarray], masks: list[np.ndarray], levels: int) -> np.ndarray:
+    """Sum over candidates of Laplacian(diff) * Gaussian(mask), level by level; the coarsest
+    level (the lowest frequencies) is dropped, i.e. left to the main."""
+    out_levels: list[np.ndarray] | None = None
+    for d, m in zip(diffs, masks):
+        g = d
+        gm = m
+        lv = []
+        for _ in range(levels):
+            gd = cv2.pyrDown(g)
+            up = cv2.pyrUp(gd, dstsize=(g.shape[1], g.shape[0]))
+            lv.append((g - up) * gm[..., None])
+            g = gd
+            gm = cv2.pyrDown(gm)
+        if out_levels is None:
+            out_levels = lv
+        else:
+            for k in range(levels):
+                out_levels[k] += lv[k]
+    assert out_levels is not None
+    acc = out_levels[-1]
+    for k in range(levels - 2, -1, -1):
+        acc = cv2.pyrUp(acc, dstsize=(out_levels[k].shape[1], out_levels[k].shape[0])) + out_levels[k]
+    return acc
+
+
+def refined_main(main_t: np.ndarray, amount: float = 0.5, sigma: float = 1.5) -> np.ndarray:
+    """I_d: the main with a mild unsharp mask (where the ultra-wide cannot be trusted)."""
+    if amount <= 0:
+        return main_t
+    return main_t + amount * (main_t - cv2.GaussianBlur(main_t, (0, 0), sigma))
+
+
+def compose(main: np.ndarray, main_t: np.ndarray, iwc: np.ndarray, idr: np.ndarray, m_wc: np.ndarray,
+            m_d: np.ndarray, levels: int | None = None) -> np.ndarray:
+    """Eq. 2 as a multi-scale blend on the fuse grid, the correction added to the full main."""
+    levels = levels or _levels_for(main_t.shape[:2])
+    corr = pyramid_blend([iwc - main_t, idr - main_t], [m_wc, m_d], levels)
+    if corr.shape[:2] != main.shape[:2]:
+        corr = cv2.resize(corr, (main.shape[1], main.shape[0]), interpolation=cv2.INTER_LINEAR)
+    out = cv2.add(main, corr)
+    return np.clip(out, 0.0, 1.0, out=out)
+
+
+def choose_fuse_scale(al: PairAlignment, main_shape: tuple[int, int]) -> float:
+    """The ultra-wide's pixel density in the main's frame, in [0.5, 1]; small images run at 1."""
+    if main_shape[0] * main_shape[1] <= 2_000_000:
+        return 1.0
+    return float(np.clip(al.scale, 0.5, 1.0))
+
+
+def fuse_pair(main: np.ndarray, ultrawide: np.ndarray, preset: Any = None, *, ratio: float | None = None,
+              alignment: PairAlignment | None = None, fuse_scale: float | None = None, use_confidence: bool = True,
+              main_bias: float = 0.5, sharpen: float = 0.5, levels: int | None = None, work_width: int = 1024,
+              keep_intermediates: bool = False, main_path: Any = None, uw_path: Any = None) -> FuseResult:
+    """All-in-focus main view from ``main`` and ``ultrawide`` (float32 HxWx3 RGB [0,1]).
+
+    ``preset``/``ratio`` give the focal ratio for the initial guess (see ``align_pair``);
+    ``use_confidence=False`` trusts the flow everywhere (an ablation: ghosts at occlusions);
+    ``main_bias``: the main keeps a pixel while its detail is at least this fraction of the
+    ultra-wide's; ``sharpen``: unsharp amount of the refined main.
+    """
+    T: dict[str, float] = {}
+    t0 = time.perf_counter()
+    al = alignment or align_pair(main, ultrawide, ratio=ratio, preset=preset, work_width=work_width,
+                                 main_path=main_path, uw_path=uw_path)
+    T["align"] = time.perf_counter() - t0
+    t = fuse_scale or choose_fuse_scale(al, main.shape[:2])
+    t0 = time.perf_counter()
+    main_t = _resize(main, t)
+    shape_t = main_t.shape[:2]
+    uwf = al.warp(ultrawide, shape_t)
+    infield = al.infield_at(shape_t)
+    conf = al.confidence_at(shape_t) if use_confidence else infield
+    T["warp"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    cm = match_colors(uwf, main_t, mask=conf)
+    iwc = cm.image
+    T["color"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    # Compare sharpness at the ultra-wide's own density (it is upsampled on the fuse grid).
+    ts = float(np.clip(al.scale / t, 0.25, 1.0))
+    if ts < 0.95:
+        mm = main_mask(_resize(main_t, ts), _resize(iwc, ts), _resize(infield, ts), bias=main_bias)
+        mm = np.clip(cv2.resize(mm, (shape_t[1], shape_t[0]), interpolation=cv2.INTER_LINEAR), 0, 1)
+    else:
+        mm = main_mask(main_t, iwc, infield, bias=main_bias)
+    m_wc = (1.0 - mm) * conf
+    m_d = (1.0 - mm) * (1.0 - conf)
+    T["masks"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    idr = refined_main(main_t, sharpen)
+    out = compose(main, main_t, iwc, idr, m_wc, m_d, levels)
+    T["blend"] = time.perf_counter() - t0
+    inter: dict[str, np.ndarray] = {}
+    if keep_intermediates:
+        inter = {"homography_warped": al.warp(ultrawide, shape_t, use_flow=False), "flow_warped": uwf,
+                 "color_matched": iwc, "refined_main": np.clip(idr, 0, 1), "confidence": conf,
+                 "mask_main": mm, "mask_ultrawide": m_wc, "mask_refined": m_d}
+    return FuseResult(out, {"main": mm, "ultrawide": m_wc, "refined": m_d}, conf, al, t, cm.to_dict(), T, inter)
