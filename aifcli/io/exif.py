@@ -7,12 +7,17 @@ lookup here tries both, so callers ask for ``"FocalLength"`` and get it from eit
 from __future__ import annotations
 
 import io
+import logging
 from datetime import datetime, timedelta
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 import exifread
+
+# exifread logs "File format not recognized" / "PNG file does not have exif data" as warnings
+# for every file without EXIF, which is normal here (callers decide what they need).
+logging.getLogger("exifread").setLevel(logging.ERROR)
 
 _PREFIXES = ("EXIF ", "Image ", "MakerNote ", "")
 
