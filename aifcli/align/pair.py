@@ -316,7 +316,7 @@ def fb_confidence(fw: np.ndarray, bw: np.ndarray, rel: float = 0.01, abs_: float
 
 def align_pair(main: np.ndarray, ultrawide: np.ndarray, *, ratio: float | None = None, preset: Any = None,
                work_width: int = 1024, n_features: int = 3000, min_inliers: int = 20,
-               flow_blur: float = 1.5, main_path: Any = None, uw_path: Any = None) -> PairAlignment:
+               flow_blur: float = 1.0, main_path: Any = None, uw_path: Any = None) -> PairAlignment:
     """Align ``ultrawide`` to ``main`` (both float32 HxWx3 RGB, any sizes).
 
     ``ratio``: 35 mm focal length of the main divided by the ultra-wide's (2 for 26/13 mm);

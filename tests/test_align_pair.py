@@ -1,0 +1,108 @@
+"""Pair alignment: homography + residual flow + forward-backward confidence (aif align)."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from aifcli.align.pair import align_pair, fb_confidence, initial_homography
+from aifcli.cli.app import app
+from aifcli.errors import InputError
+from aifcli.fuse.toy import make_toy_pair
+from aifcli.io import read_gray, write_image
+
+runner = CliRunner()
+
+
+def test_pure_homography_scene_has_near_zero_flow():
+    tp = make_toy_pair(240, 320, with_fg=False, seed=3)
+    al = align_pair(tp.main_far, tp.ultrawide, ratio=2.0)
+    flow = al.flow_at((240, 320))
+    mag = np.linalg.norm(flow, axis=-1)
+    assert np.median(mag) < 0.3, np.median(mag)
+    err = np.linalg.norm(al.uw_map((240, 320)) - tp.uw_map, axis=-1)
+    assert np.median(err) < 0.3
+    # the homography alone already maps the plane
+    err_h = np.linalg.norm(al.uw_map((240, 320), use_flow=False) - tp.uw_map, axis=-1)
+    assert np.percentile(err_h, 90) < 0.8
+    assert al.confidence.mean() > 0.85
+    assert al.inliers >= 20 and al.residual_px < 1.0
+
+
+def test_parallax_is_recovered_and_occlusions_get_low_confidence():
+    tp = make_toy_pair(240, 320, seed=1)
+    al = align_pair(tp.main_near, tp.ultrawide, ratio=2.0)
+    vis = tp.occlusion < 0.5
+    err = np.linalg.norm(al.uw_map((240, 320)) - tp.uw_map, axis=-1)
+    assert np.median(err[vis]) < 0.5
+    conf = al.confidence_at((240, 320))
+    assert conf[tp.occlusion > 0.5].mean() < 0.5 < conf[vis].mean()
+    # warped ultra-wide lands on the main's geometry: correlation with the truth on visible pixels
+    w = al.warp(tp.ultrawide)
+    assert w.shape == tp.main_near.shape
+
+
+def test_initial_homography_is_a_centred_scaling():
+    H = initial_homography((300, 400), (300, 400), 2.0)
+    p = H @ np.array([199.5, 149.5, 1.0])
+    assert np.allclose(p[:2], [199.5, 149.5])
+    assert np.isclose(H[0, 0], 0.5)
+
+
+def test_fb_confidence_flags_inconsistent_flow():
+    fw = np.zeros((20, 20, 2), np.float32)
+    bw = np.zeros((20, 20, 2), np.float32)
+    fw[5:10, 5:10] = 3.0  # forward moves, backward says nothing moved: inconsistent
+    c = fb_confidence(fw, bw)
+    assert c[7, 7] == 0 and c[15, 15] == 1
+
+
+def test_unrelated_images_fail_with_a_clear_message():
+    a = make_toy_pair(240, 320, seed=1).main_far
+    b = make_toy_pair(240, 320, seed=7, with_fg=False).ultrawide
+    with pytest.raises(InputError, match="cannot align"):
+        align_pair(a, b, ratio=2.0, uw_path="b.jpg")
+
+
+def test_align_cli_writes_all_outputs_and_refuses_overwrite(tmp_path):
+    tp = make_toy_pair(240, 320, seed=2)
+    write_image(tmp_path / "m.png", tp.main_near)
+    write_image(tmp_path / "u.png", tp.ultrawide)
+    out = tmp_path / "al.png"
+    r = runner.invoke(app, ["align", str(tmp_path / "m.png"), str(tmp_path / "u.png"), "-o", str(out), "--ratio", "2"])
+    assert r.exit_code == 0, r.output
+    for suffix in (".png", ".confidence.png", ".flow.npy", ".homography.json"):
+        assert (tmp_path / f"al{suffix}").exists()
+    info = json.loads((tmp_path / "al.homography.json").read_text())
+    assert np.array(info["H"]).shape == (3, 3) and info["inliers"] >= 20
+    flow = np.load(tmp_path / "al.flow.npy")
+    assert flow.shape == (240, 320, 2)
+    conf = read_gray(tmp_path / "al.confidence.png")
+    assert conf.shape == (240, 320) and 0.5 < conf.mean() <= 1.0
+    r = runner.invoke(app, ["align", str(tmp_path / "m.png"), str(tmp_path / "u.png"), "-o", str(out)])
+    assert r.exit_code == 2 and "exists" in r.output
+
+
+def test_align_cli_bad_inputs(tmp_path):
+    tp = make_toy_pair(240, 320, seed=2)
+    write_image(tmp_path / "m.png", tp.main_near)
+    (tmp_path / "bad.jpg").write_bytes(b"this is not a jpeg")
+    r = runner.invoke(app, ["align", str(tmp_path / "m.png"), str(tmp_path / "bad.jpg"), "-o", str(tmp_path / "o.png")])
+    assert r.exit_code == 2 and "bad.jpg" in r.output and "Traceback" not in r.output
+    r = runner.invoke(app, ["align", str(tmp_path / "m.png"), str(tmp_path / "nope.jpg"), "-o", str(tmp_path / "o.png")])
+    assert r.exit_code == 2 and "nope.jpg" in r.output
+    assert not (tmp_path / "o.png").exists()
+
+
+def test_real_wide_tele_pair_aligns(shared_data):
+    from aifcli.align.pair_io import align_files, load_pair
+
+    d = shared_data / "pairs" / "iphone11pro-wide-tele"
+    p = load_pair(d / "tele_52mm_Ref_IMG_20.jpg", d / "wide_26mm_HR_IMG_20.jpg")
+    assert abs(p.ratio - 2.0) < 0.05 and not p.swapped
+    p, al = align_files(p)
+    assert al.inliers > 200
+    assert al.residual_px < 3.0
+    assert 0.45 < al.scale < 0.56
