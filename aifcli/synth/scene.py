@@ -1,0 +1,312 @@
+"""Scenes made of textured planes, and pinhole views of them.
+
+World coordinates are the main camera's frame: x right, y down, z forward, metres. A
+``Layer`` is a planar patch ``X = O + u*e1 + v*e2`` ((u, v) in metres on the plane) with a
+texture mapped onto the plane and an outline (a polygon in (u, v)), or unbounded (a back
+wall, a floor that ends at ``v_max``). Because every surface is a plane, its image in any
+pinhole view is an exact homography of its texture, and its inverse depth is an affine
+function of the pixel coordinates: both are evaluated in closed form, so ground truth
+(depth, parallax, occlusion) is exact.
+
+Pixel convention (as OpenCV's remap): pixel centres at integer coordinates, (0, 0) is
+the centre of the top-left pixel.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import cv2
+import numpy as np
+
+from .textures import Texture, make_texture, random_texture_name
+
+
+@dataclass
+class View:
+    """A pinhole camera: intrinsics K, rotation R (world -> camera), centre C (world)."""
+
+    K: np.ndarray
+    R: np.ndarray
+    C: np.ndarray
+    width: int
+    height: int
+
+    @staticmethod
+    def make(focal_px: float, width: int, height: int, C: Any = (0, 0, 0), R: Any = None,
+             principal: tuple[float, float] | None = None) -> "View":
+        cx, cy = principal if principal is not None else ((width - 1) / 2.0, (height - 1) / 2.0)
+        K = np.array([[focal_px, 0, cx], [0, focal_px, cy], [0, 0, 1]], np.float64)
+        return View(K, np.eye(3) if R is None else np.asarray(R, np.float64), np.asarray(C, np.float64),
+                    int(width), int(height))
+
+    @property
+    def focal_px(self) -> float:
+        return float(self.K[0, 0])
+
+    def project(self, X: np.ndarray) -> np.ndarray:
+        """World points (N,3) -> pixel coordinates (N,2) and depth (N,)."""
+        Xc = (np.asarray(X, np.float64) - self.C) @ self.R.T
+        x = Xc @ self.K.T
+        return x[:, :2] / x[:, 2:3], Xc[:, 2]
+
+    def scaled(self, s: float) -> "View":
+        """The same camera with s times the pixel count per axis (for supersampling/binning)."""
+        w, h = int(round(self.width * s)), int(round(self.height * s))
+        S = np.array([[s, 0, (s - 1) / 2.0], [0, s, (s - 1) / 2.0], [0, 0, 1]])
+        return View(S @ self.K, self.R, self.C, w, h)
+
+
+def rot_xyz(rx: float, ry: float, rz: float) -> np.ndarray:
+    """Rotation matrix from small angles in radians (about x, then y, then z)."""
+    R, _ = cv2.Rodrigues(np.array([rx, ry, rz], np.float64))
+    return R
+
+
+@dataclass
+class Layer:
+    name: str
+    O: np.ndarray  # plane origin (world, m)
+    e1: np.ndarray  # plane axes (world, m per unit u / v)
+    e2: np.ndarray
+    texture: str  # texture name (see textures.py)
+    texture_seed: int
+    texel_m: float  # metres per texel on the plane
+    tex_angle: float = 0.0  # texture rotation on the plane (radians)
+    tex_offset: tuple[float, float] = (0.0, 0.0)  # texels
+    outline: np.ndarray | None = None  # polygon (N,2) in (u,v) metres; None = unbounded
+    v_max: float | None = None  # unbounded layers: keep v <= v_max (floor ends at the wall)
+    gain: float = 1.0  # reflectance multiplier (lighting)
+    _tex: Texture | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def normal(self) -> np.ndarray:
+        n = np.cross(self.e1, self.e2)
+        return n / np.linalg.norm(n)
+
+    def tex(self) -> Texture:
+        if self._tex is None:
+            self._tex = make_texture(self.texture, np.random.default_rng(self.texture_seed))
+        return self._tex
+
+    def plane_to_pixel(self, view: View) -> np.ndarray:
+        """Homography (u, v, 1) -> pixel (x, y, 1) of this plane in ``view``."""
+        M = np.stack([self.e1, self.e2, self.O - view.C], axis=1)
+        return view.K @ view.R @ M
+
+    def plane_to_texel(self) -> np.ndarray:
+        c, s = np.cos(self.tex_angle), np.sin(self.tex_angle)
+        k = 1.0 / self.texel_m
+        return np.array([[k * c, -k * s, self.tex_offset[0]], [k * s, k * c, self.tex_offset[1]], [0, 0, 1]])
+
+    def inv_depth_coeffs(self, view: View) -> np.ndarray:
+        """(a, b, c) with 1/Z = a*x + b*y + c at pixel (x, y) of ``view`` (Z along its axis)."""
+        n = self.normal
+        den = float(n @ (self.O - view.C))
+        g = (view.R.T @ np.linalg.inv(view.K)).T @ n / den
+        return g
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "origin_m": self.O.tolist(), "e1": self.e1.tolist(), "e2": self.e2.tolist(),
+                "texture": self.texture, "texture_seed": self.texture_seed, "texel_m": self.texel_m,
+                "tex_angle": self.tex_angle, "tex_offset": list(self.tex_offset),
+                "outline_uv_m": None if self.outline is None else np.round(self.outline, 6).tolist(),
+                "v_max": self.v_max, "gain": self.gain}
+
+
+@dataclass
+class Scene:
+    layers: list[Layer]  # back to front (painter's order is valid in every view used)
+    seed: int
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"seed": self.seed, **self.info, "layers": [l.to_dict() for l in self.layers]}
+
+
+@dataclass
+class LayerImage:
+    """One layer seen from one view, not yet blurred, cropped to where it has coverage."""
+
+    layer: Layer
+    rgba: np.ndarray  # (y1-y0)x(x1-x0)x4 float32: linear colour premultiplied by alpha, alpha
+    inv_depth: np.ndarray  # (a, b, c): 1/Z = a x + b y + c (full-frame pixel coordinates)
+    bbox: tuple[int, int, int, int]  # x0, y0, x1, y1 (exclusive) of alpha > 0
+
+    @property
+    def alpha(self) -> np.ndarray:
+        return self.rgba[..., 3]
+
+    @property
+    def empty(self) -> bool:
+        x0, y0, x1, y1 = self.bbox
+        return x1 <= x0 or y1 <= y0
+
+
+def grid_inv_depth(coeffs: np.ndarray, width: int, height: int, bbox: tuple[int, int, int, int] | None = None) -> np.ndarray:
+    x0, y0, x1, y1 = bbox or (0, 0, width, height)
+    xs = np.arange(x0, x1, dtype=np.float32) * np.float32(coeffs[0])
+    ys = np.arange(y0, y1, dtype=np.float32) * np.float32(coeffs[1]) + np.float32(coeffs[2])
+    return ys[:, None] + xs[None, :]
+
+
+def _outline_alpha(layer: Layer, view: View) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+    """Coverage of the layer in ``view``, cropped to its bounding box, and the box."""
+    w, h = view.width, view.height
+    if layer.outline is None:
+        if layer.v_max is None:
+            return np.ones((h, w), np.float32), (0, 0, w, h)
+        # the plane stops where v = v_max (a floor ending at the wall): coverage from the
+        # affine inverse depth, with a one-pixel soft edge
+        g = layer.inv_depth_coeffs(view)
+        inv = grid_inv_depth(g, w, h)
+        zmax = float(layer.v_max) / max(abs(float(layer.e2 @ view.R[2])), 1e-9)
+        grad = float(np.hypot(g[0], g[1])) + 1e-12
+        a = np.clip((inv - np.float32(1.0 / zmax)) * np.float32(1.0 / grad) + np.float32(0.5), 0.0, 1.0)
+        rows = np.nonzero(a.max(axis=1) > 0)[0]
+        cols = np.nonzero(a.max(axis=0) > 0)[0]
+        if len(rows) == 0 or len(cols) == 0:
+            return np.zeros((0, 0), np.float32), (0, 0, 0, 0)
+        x0, x1, y0, y1 = int(cols[0]), int(cols[-1]) + 1, int(rows[0]), int(rows[-1]) + 1
+        return np.ascontiguousarray(a[y0:y1, x0:x1]), (x0, y0, x1, y1)
+    P = layer.plane_to_pixel(view)
+    uv1 = np.column_stack([layer.outline, np.ones(len(layer.outline))])
+    p = uv1 @ P.T
+    if np.any(p[:, 2] <= 1e-6):
+        raise ValueError(f"layer {layer.name} crosses the camera plane")
+    xy = p[:, :2] / p[:, 2:3]
+    x0 = max(int(np.floor(xy[:, 0].min())) - 1, 0)
+    y0 = max(int(np.floor(xy[:, 1].min())) - 1, 0)
+    x1 = min(int(np.ceil(xy[:, 0].max())) + 2, w)
+    y1 = min(int(np.ceil(xy[:, 1].max())) + 2, h)
+    if x1 <= x0 or y1 <= y0:
+        return np.zeros((0, 0), np.float32), (0, 0, 0, 0)
+    # 4x4 supersampled coverage inside the bounding box (OpenCV's LINE_AA fill only
+    # antialiases the outline stroke), area-averaged to partial coverage
+    ss = 4
+    bw, bh = x1 - x0, y1 - y0
+    m = np.zeros((bh * ss, bw * ss), np.uint8)
+    pts = ((xy - [x0, y0]) * ss + (ss - 1) / 2.0) * 16.0
+    cv2.fillPoly(m, [np.round(pts).astype(np.int32)], 255, lineType=cv2.LINE_8, shift=4)
+    small = cv2.resize(m, (bw, bh), interpolation=cv2.INTER_AREA).astype(np.float32) * np.float32(1 / 255.0)
+    return small, (x0, y0, x1, y1)
+
+
+def render_layer(layer: Layer, view: View, prefilter: bool = True) -> LayerImage:
+    """The layer's sharp image in ``view``: perspective-exact texture warp and coverage."""
+    alpha, bbox = _outline_alpha(layer, view)
+    x0, y0, x1, y1 = bbox
+    g = layer.inv_depth_coeffs(view)
+    if x1 <= x0 or y1 <= y0:
+        return LayerImage(layer, np.zeros((0, 0, 4), np.float32), g, (0, 0, 0, 0))
+    tex = layer.tex()
+    M = layer.plane_to_texel() @ np.linalg.inv(layer.plane_to_pixel(view))  # pixel -> texel
+    src = tex.pixels
+    if prefilter:
+        # texels per pixel at the bbox centre: blur the texture where it is minified
+        # (a poor man's mip-map; stops moire on distant planes)
+        cxy = np.array([(x0 + x1) / 2.0, (y0 + y1) / 2.0, 1.0])
+        k = float(np.sqrt(abs(np.linalg.det(_jacobian(M, cxy)))))
+        if k > 1.3:
+            src = cv2.GaussianBlur(src, (0, 0), 0.45 * np.sqrt(k * k - 1))
+    src4 = cv2.cvtColor(src * np.float32(layer.gain), cv2.COLOR_RGB2RGBA)
+    T = np.array([[1, 0, x0], [0, 1, y0], [0, 0, 1]], np.float64)
+    rgba = cv2.warpPerspective(src4, M @ T, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                               borderMode=tex.border)
+    rgba[..., 3] = alpha
+    rgba[..., :3] *= alpha[..., None]
+    return LayerImage(layer, rgba, g, bbox)
+
+
+def _jacobian(M: np.ndarray, p: np.ndarray) -> np.ndarray:
+    q = M @ p
+    J = np.empty((2, 2))
+    for j in range(2):
+        J[:, j] = (M[:2, j] * q[2] - q[:2] * M[2, j]) / (q[2] ** 2)
+    return J
+
+
+def blob_outline(rng: np.random.Generator, half_w: float, half_h: float, n: int = 96,
+                 roughness: float = 0.18, kind: str = "blob") -> np.ndarray:
+    """A closed outline (n,2) around (0,0): a Fourier-perturbed ellipse, a rectangle or a leaf."""
+    if kind == "rect":
+        return np.array([[-half_w, -half_h], [half_w, -half_h], [half_w, half_h], [-half_w, half_h]])
+    t = np.linspace(0, 2 * np.pi, n, endpoint=False)
+    r = np.ones_like(t)
+    for k in range(2, 7):
+        r += roughness / k * rng.normal() * np.cos(k * t + rng.uniform(0, 2 * np.pi))
+    r = np.clip(r, 0.45, 1.6)
+    return np.column_stack([half_w * r * np.cos(t), half_h * r * np.sin(t)])
+
+
+def random_scene(rng: np.random.Generator, seed: int, fov_x: float, fov_y: float, px_angle: float, *,
+                 near: float = 0.12, far: float = 30.0, n_cards: int | None = None,
+                 floor: bool | None = None) -> Scene:
+    """A random scene of a back wall, an optional floor and cards from ``near`` to ``far``.
+
+    ``fov_x``, ``fov_y``: half-field tangents of the main view (cards are placed in it;
+    the wall and floor are unbounded and fill any view). ``px_angle``: the main view's
+    pixel size in radians (1 / focal_px); textures are scaled to 0.8-2.5 pixels per texel
+    at their depth, so every output size gets detail down to its pixels. Cards are placed so that painter's order (back to front) is right
+    in every view whose centre lies on the x axis near the origin: their depth ranges do
+    not overlap, and they float above the floor's line at their depth.
+    """
+    layers: list[Layer] = []
+    wall_z = float(np.exp(rng.uniform(np.log(max(far * 0.25, 3.0)), np.log(far))))
+    ex, ey = np.array([1.0, 0, 0]), np.array([0, 1.0, 0])
+
+    def tex_seed() -> int:
+        return int(rng.integers(0, 2**31 - 1))
+
+    # back wall: fronto-parallel or gently slanted about the vertical axis
+    yaw = float(rng.uniform(-0.25, 0.25)) if rng.random() < 0.5 else 0.0
+    e1 = np.array([np.cos(yaw), 0, np.sin(yaw)])
+    wall_tex = random_texture_name(rng, 0.7)
+    layers.append(Layer("wall", np.array([0, 0, wall_z]), e1, ey, wall_tex, tex_seed(),
+                        texel_m=wall_z * px_angle * float(rng.uniform(1.0, 2.5)),
+                        tex_angle=float(rng.uniform(-0.2, 0.2)),
+                        tex_offset=(float(rng.uniform(0, 512)), float(rng.uniform(0, 512))),
+                        gain=float(rng.uniform(0.7, 1.1))))
+    floor_h = None
+    if floor if floor is not None else rng.random() < 0.6:
+        # a floor meets a fronto-parallel wall along one image row in every view
+        layers[0].e1 = ex
+        floor_h = float(rng.uniform(0.25, 1.6))  # camera height above the floor (m)
+        # floor: X = (u, h, v); v (depth) runs to the wall. Slanted: depth varies per row
+        layers.append(Layer("floor", np.array([0, floor_h, 0.0]), ex, np.array([0, 0, 1.0]),
+                            random_texture_name(rng, 0.5), tex_seed(),
+                            texel_m=3 * floor_h * px_angle * float(rng.uniform(1.0, 2.5)),
+                            tex_angle=float(rng.uniform(0, np.pi)), v_max=wall_z * 0.999,
+                            gain=float(rng.uniform(0.6, 1.0))))
+    n = int(n_cards if n_cards is not None else rng.integers(3, 7))
+    # depth slots in inverse depth, far to near, not overlapping
+    inv_lo, inv_hi = 1.0 / (wall_z * 0.8), 1.0 / near
+    edges = np.sort(rng.uniform(inv_lo, inv_hi, n - 1)) if n > 1 else np.array([])
+    edges = np.concatenate([[inv_lo], edges, [inv_hi]])
+    for i in range(n):
+        a, b = edges[i], edges[i + 1]
+        if b - a < 1e-6:
+            continue
+        inv_c = a + (b - a) * float(rng.uniform(0.35, 0.65))
+        z = 1.0 / inv_c
+        slab = (1.0 / a - 1.0 / b) * 0.3  # depth budget for slant within the slot
+        # size on the image: 10-45 % of the field height
+        half_h = z * fov_y * float(rng.uniform(0.1, 0.45))
+        half_w = half_h * float(rng.uniform(0.6, 1.6))
+        cx = z * fov_x * float(rng.uniform(-0.75, 0.75))
+        cy = z * fov_y * float(rng.uniform(-0.7, 0.5))
+        if floor_h is not None:  # keep the card above the floor at its depth
+            cy = min(cy, floor_h - half_h * 1.7)
+        kind = "rect" if rng.random() < 0.25 else "blob"
+        yaw = 0.0
+        if rng.random() < 0.4 and slab > 0:
+            yaw = float(np.clip(np.arcsin(min(slab / max(half_w * 1.7, 1e-6), 0.95)), 0, 1.0)) * float(rng.choice([-1, 1]))
+        e1 = np.array([np.cos(yaw), 0, np.sin(yaw)])
+        outline = blob_outline(rng, half_w, half_h, kind=kind)
+        name = random_texture_name(rng, 0.65)
+        texel = z * px_angle * float(rng.uniform(0.8, 2.0))
+        layers.append(Layer(f"card{i}", np.array([cx, cy, z]), e1, ey, name, tex_seed(), texel_m=texel,
+                            tex_angle=float(rng.uniform(-0.3, 0.3)),
+                            tex_offset=(float(rng.uniform(0, 200)), float(rng.uniform(0, 200))),
+                            outline=outline, gain=float(rng.uniform(0.7, 1.2))))
+    return Scene(layers, seed, {"wall_depth_m": wall_z, "floor_height_m": floor_h, "near_m": near, "far_m": far})
