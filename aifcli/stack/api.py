@@ -20,7 +20,7 @@ import numpy as np
 from ..align.burst import BurstAlignment, FrameRegistration, NeighbourRegistrar, chain, register_burst, warp_frame
 from .coverage import CoverageReport, coverage_report
 from .depthmap import DepthState, DepthTracker
-from .focus import focus_energy
+from .focus import focus_energy, luminance
 from .merge import StreamingMerger
 from .pyramid import gaussian_pyramid, max_levels
 
@@ -59,7 +59,7 @@ def _is_sequence(frames: Any) -> bool:
 def stack_frames(frames: Sequence[np.ndarray | None] | Iterable[np.ndarray | None], *, align: bool = True,
                  motion: str = "affine", reference: int | None = None, prefer: str = "none",
                  near: str = "first", linear: bool = False, power: float = 6.0, base_power: float = 1.0,
-                 halo: bool = True, levels: int | None = None, depth_level: int = 2,
+                 halo: bool = True, levels: int | None = None,
                  on_frame: Callable[[int, int], None] | None = None) -> StackResult:
     """Focus-stack a bracket into one all-in-focus image, a depth map and a coverage report.
 
@@ -88,7 +88,7 @@ def stack_frames(frames: Sequence[np.ndarray | None] | Iterable[np.ndarray | Non
             stream = ((i, frames[i], alignment.transforms[i], alignment.gains[i]) for i in alignment.good)  # type: ignore[index]
         else:
             stream = ((i, frames[i], None, None) for i in range(n))  # type: ignore[index]
-        return _fuse(stream, n, alignment, prefer, near, linear, power, base_power, halo, levels, depth_level,
+        return _fuse(stream, n, alignment, prefer, near, linear, power, base_power, halo, levels,
                      on_frame, timings, t0)
     # one-shot iterator: register on the fly against the first good frame
     regs: list[FrameRegistration] = []
@@ -112,7 +112,7 @@ def stack_frames(frames: Sequence[np.ndarray | None] | Iterable[np.ndarray | Non
                 T[i], G[i] = T[r.neighbour] @ r.to_prev, G[r.neighbour] * r.gain
             yield i, rgb, T[i], G[i]
 
-    res = _fuse(online(), None, None, prefer, near, linear, power, base_power, halo, levels, depth_level,
+    res = _fuse(online(), None, None, prefer, near, linear, power, base_power, halo, levels,
                 on_frame, timings, t0)
     size = registrar.size if registrar else (res.image.shape[:2])
     alignment = chain(regs, size, res.frames_used[0] if res.frames_used else None, motion,
@@ -125,7 +125,7 @@ def stack_frames(frames: Sequence[np.ndarray | None] | Iterable[np.ndarray | Non
 
 def _fuse(stream: Iterable[tuple[int, np.ndarray | None, np.ndarray | None, np.ndarray | None]], n: int | None,
           alignment: BurstAlignment | None, prefer: str, near: str, linear: bool, power: float,
-          base_power: float, halo: bool, levels: int | None, depth_level: int,
+          base_power: float, halo: bool, levels: int | None,
           on_frame: Callable[[int, int], None] | None, timings: dict[str, float], t0: float) -> StackResult:
     merger: StreamingMerger | None = None
     tracker = DepthTracker()
@@ -153,7 +153,8 @@ def _fuse(stream: Iterable[tuple[int, np.ndarray | None, np.ndarray | None, np.n
         else:
             warped, valid = rgb, None
         del rgb
-        energy, floor = focus_energy(warped, linear=linear)
+        y = luminance(warped, linear)
+        energy, floor = focus_energy(warped, y=y)
         if valid is not None:
             energy *= valid
         bias = 0.0
@@ -165,7 +166,8 @@ def _fuse(stream: Iterable[tuple[int, np.ndarray | None, np.ndarray | None, np.n
         vp = gaussian_pyramid(valid, merger.levels) if valid is not None else None
         scores = merger.scores_from_pyramid(gp, vp, bias)
         merger.add(warped, scores)
-        dl = min(depth_level, merger.levels)
+        del y
+        dl = min(1, merger.levels)
         tracker.add(gp[dl], i, vp[dl] if vp is not None else None, floor)
         used.append(i)
         if on_frame:

@@ -2,10 +2,10 @@
 depth ranges no frame covered sharply ("focus gaps").
 
 Contribution of a frame = share of the confidently textured pixels whose best focus is
-that frame. A focus gap between frames i and i+1 is a depth range where the focus curve
-(a Gaussian fitted through the best frame and its neighbours) peaks between frames and the
-best frame reaches less than half of that peak energy: the bracket's step was larger than
-the depth of field there. This is the batch version of the focus-control loop of the
+that frame. A focus gap between frames i and i+1 is a depth range where, for most textured pixels,
+the focus curve (a Gaussian fitted in log energy through the best frame and its two
+neighbours) peaks between frames i and i+1 and the best frame reaches less than half of
+that peak energy: the bracket's step was larger than the depth of field there. This is the batch version of the focus-control loop of the
 seed paper (deep-learning-aif-imaging-focus-control): it tells you where to add frames.
 """
 from __future__ import annotations
@@ -50,17 +50,19 @@ def coverage_report(state: DepthState, frames: list[int], failed: dict[int, str]
         contribution[f] = counts.get(f, 0) / total if total else 0.0
     unused = [f for f in frames if contribution[f] < unused_below]
     gaps = []
-    if total:
-        d = state.raw_depth[conf]
-        low = state.sharpness_ratio[conf] < gap_ratio
+    if state.textured is not None:
+        tex = state.textured
+        n_tex = int(tex.sum())
+        soft = tex & (state.sharpness_ratio < gap_ratio)
+        d = state.raw_depth
         for a, b in zip(frames, frames[1:]):
-            inside = (d > a) & (d < b)
+            inside = tex & (d > a) & (d < b)
             n = int(inside.sum())
-            if n < max(50, 0.002 * total):
+            if n < max(50, 0.005 * max(n_tex, 1)):
                 continue
-            share = float((low & inside).sum()) / n
+            share = float((soft & inside).sum()) / n
             if share >= gap_share:
-                gaps.append({"from": a, "to": b, "share": round(share, 3), "pixels": round(n / total, 4)})
+                gaps.append({"from": a, "to": b, "share": round(share, 3), "pixels": round(n / d.size, 4)})
     return CoverageReport(list(frames), contribution, unused, gaps, total / conf.size, dict(failed or {}))
 
 
@@ -97,8 +99,10 @@ def coverage_png(report: CoverageReport, state: DepthState, n_frames: int, width
     ranges = [(g["from"], g["to"]) for g in report.gaps]
     if ranges:
         gapmask = np.zeros(d.shape, bool)
-        for a, b in ranges:
-            gapmask |= (state.raw_depth > a) & (state.raw_depth < b) & (state.sharpness_ratio < 0.5)
+        if state.textured is not None:
+            for a, b in ranges:
+                gapmask |= state.textured & (state.raw_depth > a) & (state.raw_depth < b) \
+                    & (state.sharpness_ratio < 0.5)
         col[gapmask] = (255, 0, 0)
     col = cv2.resize(col.astype(np.uint8), (width - 2 * pad, map_h), interpolation=cv2.INTER_AREA)
     img[top_h + pad:top_h + pad + map_h, pad:width - pad] = col

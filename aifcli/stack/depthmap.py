@@ -32,6 +32,7 @@ class DepthState:
     best_log: np.ndarray  # log energy at the best frame
     sharpness_ratio: np.ndarray  # best frame's energy / fitted peak energy (1 = a frame sat on the peak)
     index: np.ndarray  # integer best frame (input numbering)
+    textured: np.ndarray | None = None  # bool: best focus energy well above the noise floor
 
 
 class DepthTracker:
@@ -101,7 +102,7 @@ class DepthTracker:
         tex = best_e / (best_e + t)
         conf = (prom * tex).astype(np.float32)
         depth = _fill_smooth(raw, conf, smooth)
-        return DepthState(depth, raw, conf, a, ratio, self.idx.copy())
+        return DepthState(depth, raw, conf, a, ratio, self.idx.copy(), tex >= 0.5)
 
 
 def _fill_smooth(d: np.ndarray, w: np.ndarray, sigma: float) -> np.ndarray:
@@ -115,6 +116,6 @@ def _fill_smooth(d: np.ndarray, w: np.ndarray, sigma: float) -> np.ndarray:
     fill = ests[-1][0]
     for est, den in reversed(ests[:-1]):  # finest estimate wherever it has support
         fill = np.where(den > 0.05, est, fill)
-    wc = np.clip(w * 2.0, 0, 1)
-    out = wc * (0.5 * d + 0.5 * ests[0][0]) + (1 - wc) * fill
+    wc = np.clip(np.sqrt(w) * 3.0, 0, 1)  # confidence >= 1/3 keeps its own value
+    out = wc * d + (1 - wc) * fill
     return out.astype(np.float32)

@@ -3,9 +3,9 @@
 The measure is the local mean of the squared Laplacian-of-Gaussian response of the
 luminance (Pertuz et al. 2013 call it "energy of Laplacian", LAP2 family), computed on
 a perceptually encoded luminance so dark and bright regions count alike. Sensor noise
-also has Laplacian energy; ``noise_floor`` estimates it per frame from the median
-absolute LoG response (robust MAD estimator: most of a defocused frame is smooth), and
-``focus_energy`` subtracts it, so a noisy frame's grain is not mistaken for focus.
+also has Laplacian energy; ``noise_floor`` estimates it per frame (Immerkaer's noise
+estimator times the operator's measured noise gain) and ``focus_energy`` subtracts it,
+so a noisy frame's grain is not mistaken for focus.
 """
 from __future__ import annotations
 
@@ -31,23 +31,48 @@ def log_response(y: np.ndarray, sigma: float = 1.0) -> np.ndarray:
     return cv2.Laplacian(g, cv2.CV_32F, ksize=3)
 
 
-def noise_floor(response: np.ndarray) -> float:
-    """Expected squared LoG response of noise alone: (1.4826 * MAD)^2, on a subsample."""
-    sub = response[::4, ::4]
-    mad = float(np.median(np.abs(sub - np.median(sub))))
-    return (1.4826 * mad) ** 2
+_IMMERKAER = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], np.float32)
+_GAINS: dict[tuple[float, bool], float] = {}
+
+
+def noise_sigma(y: np.ndarray) -> float:
+    """Standard deviation of white noise in a luminance image (Immerkaer 1996, with a median
+    instead of the mean so texture and edges weigh less): the 3x3 kernel cancels planes and
+    gradients, and has a noise gain of sqrt(36) = 6."""
+    r = cv2.filter2D(y, cv2.CV_32F, _IMMERKAER)[1:-1:2, 1:-1:2]
+    return float(1.4826 * np.median(np.abs(r)) / 6.0)
+
+
+def _noise_gain(sigma: float, half: bool) -> float:
+    """Mean squared LoG response (this module's operator) of unit white noise, measured once."""
+    key = (sigma, half)
+    if key not in _GAINS:
+        n = np.random.default_rng(0).standard_normal((512, 512)).astype(np.float32)
+        if half:
+            n = cv2.pyrDown(n)
+        r = log_response(n, sigma)[8:-8, 8:-8]
+        _GAINS[key] = float(np.mean(r * r))
+    return _GAINS[key]
+
+
+def noise_floor(y: np.ndarray, sigma: float = 1.0, half: bool = False) -> float:
+    """Expected local LoG energy of the image's noise alone (same operator as ``focus_energy``)."""
+    return noise_sigma(y) ** 2 * _noise_gain(sigma, half)
 
 
 def focus_energy(rgb: np.ndarray, *, linear: bool = False, sigma: float = 1.0, window: float = 2.0,
-                 noise_aware: bool = True) -> tuple[np.ndarray, float]:
+                 noise_aware: bool = True, y: np.ndarray | None = None) -> tuple[np.ndarray, float]:
     """Per-pixel focus energy (HxW float32, >= 0) and the noise floor that was removed.
 
-    ``sigma``: LoG scale in px; ``window``: Gaussian sigma of the local averaging in px.
+    ``sigma``: LoG scale in px; ``window``: Gaussian sigma of the local averaging in px;
+    ``y``: the luminance if already computed.
     """
-    r = log_response(luminance(rgb, linear), sigma)
-    floor = noise_floor(r) if noise_aware else 0.0
+    y = luminance(rgb, linear) if y is None else y
+    r = log_response(y, sigma)
+    floor = noise_floor(y, sigma) if noise_aware else 0.0
     e = cv2.GaussianBlur(cv2.multiply(r, r), (0, 0), window)
     if floor > 0:
         # soft subtraction keeps ordering among textured pixels and sends grain to ~0
         e = cv2.max(cv2.subtract(e, 1.5 * floor), 0.0)
     return e, floor
+
