@@ -1,0 +1,189 @@
+"""Occlusion-aware fusion (aif fuse): quality on toy scenes with ground truth, roles, bad pairs, batches."""
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from aifcli.cli.app import app
+from aifcli.fuse import fuse_pair
+from aifcli.fuse.toy import make_toy_pair
+from aifcli.image import ImageMeta
+from aifcli.io import read_image, write_image
+
+runner = CliRunner()
+
+
+def psnr(a, b, m=None):
+    e = (a.astype(np.float64) - b) ** 2
+    e = e[m] if m is not None else e
+    return 10 * np.log10(1.0 / max(float(e.mean()), 1e-12))
+
+
+def rmse(a, b, m):
+    return float(np.sqrt(((a.astype(np.float64) - b) ** 2)[m].mean()))
+
+
+@pytest.mark.parametrize("focus", ["near", "far"])
+def test_fusion_beats_both_inputs_and_keeps_the_sharp_main(focus):
+    tp = make_toy_pair(240, 320, seed=1)
+    main = tp.main_near if focus == "near" else tp.main_far
+    r = fuse_pair(main, tp.ultrawide, ratio=2.0, keep_intermediates=True)
+    assert r.image.shape == main.shape and r.image.dtype == np.float32
+    assert psnr(r.image, tp.aif) > psnr(main, tp.aif) + 1.0
+    assert psnr(r.image, tp.aif) > psnr(r.intermediates["color_matched"], tp.aif) + 1.0
+    infocus = tp.fg_alpha > 0.99 if focus == "near" else cv2.erode(1 - tp.fg_alpha, np.ones((25, 25))) > 0.99
+    # in the main's in-focus region the result is no worse than the main (0.2 dB, or exact)
+    assert rmse(r.image, tp.aif, infocus) <= rmse(main, tp.aif, infocus) * 1.024 + 1e-3
+
+
+def test_masks_sum_to_one_and_intermediates_are_complete():
+    tp = make_toy_pair(240, 320, seed=2)
+    r = fuse_pair(tp.main_near, tp.ultrawide, ratio=2.0, keep_intermediates=True)
+    s = r.masks["main"] + r.masks["ultrawide"] + r.masks["refined"]
+    assert np.allclose(s, 1.0, atol=1e-4)
+    for k in ("homography_warped", "flow_warped", "color_matched", "refined_main", "confidence", "mask_main",
+              "mask_ultrawide", "mask_refined"):
+        assert k in r.intermediates
+    # where the main keeps everything, the output is the main, bit for bit
+    keep = r.masks["main"] > 0.9999
+    blurred_keep = cv2.erode(keep.astype(np.uint8), np.ones((41, 41))) > 0
+    if blurred_keep.any():
+        assert np.abs(r.image - tp.main_near)[blurred_keep].max() < 2e-3
+
+
+def test_large_foreground_occluder_does_not_ghost():
+    """The confidence map must keep the ultra-wide's foreground out of the disoccluded background."""
+    ratios = []
+    for seed in (1, 2, 3):
+        tp = make_toy_pair(240, 320, seed=seed, baseline=0.03, z_fg=0.3)
+        band = cv2.dilate(tp.occlusion, np.ones((5, 5))) > 0.5
+        full = fuse_pair(tp.main_near, tp.ultrawide, ratio=2.0)
+        ghost = fuse_pair(tp.main_near, tp.ultrawide, alignment=full.alignment, use_confidence=False)
+        ratios.append(rmse(full.image, tp.aif, band) / rmse(ghost.image, tp.aif, band))
+        assert full.masks["ultrawide"][tp.occlusion > 0.5].mean() < 0.3
+    assert np.mean(ratios) < 0.85, ratios
+
+
+def test_ultrawide_defocused_near_camera_main_wins():
+    tp = make_toy_pair(240, 320, seed=1, uw_fg_blur=4.0)
+    r = fuse_pair(tp.main_near, tp.ultrawide, ratio=2.0)
+    fg = cv2.erode(tp.fg_alpha, np.ones((9, 9))) > 0.99
+    assert r.masks["main"][cv2.resize(fg.astype(np.uint8), r.masks["main"].shape[::-1]) > 0].mean() > 0.95
+    assert rmse(r.image, tp.aif, fg) <= rmse(tp.main_near, tp.aif, fg) * 1.024 + 1e-3
+
+
+def test_colour_cast_does_not_leak_into_the_result():
+    tp = make_toy_pair(240, 320, seed=4, cast=(1.3, 0.9, 0.7), gamma=1.3)
+    r = fuse_pair(tp.main_near, tp.ultrawide, ratio=2.0, keep_intermediates=True)
+    lo = lambda a: cv2.GaussianBlur(a, (0, 0), 6)  # noqa: E731
+    # the aligned ultra-wide carries the cast; colour matching removes it
+    assert np.abs(lo(r.intermediates["flow_warped"]) - lo(tp.main_near)).mean() > 0.04
+    assert np.abs(lo(r.intermediates["color_matched"]) - lo(tp.main_near)).mean() < 0.015
+    # low frequencies (colour) of the result stay the main's
+    assert np.abs(lo(r.image) - lo(tp.main_near)).mean() < 0.01
+
+
+def _exif(focal_35mm: int, model: str = "iPhone 13") -> bytes:
+    from PIL import Image as PILImage
+
+    ex = PILImage.Exif()
+    ex[0x010F] = "Apple"
+    ex[0x0110] = model
+    ifd = ex.get_ifd(0x8769)
+    ifd[0xA405] = focal_35mm
+    return ex.tobytes()
+
+
+def _write_pair(d, tp, with_exif=False, main="main.jpg", uw="uw.jpg", which="main_near"):
+    d.mkdir(parents=True, exist_ok=True)
+    mm = ImageMeta(exif_bytes=_exif(26)) if with_exif else None
+    um = ImageMeta(exif_bytes=_exif(13)) if with_exif else None
+    write_image(d / main, getattr(tp, which), meta=mm, quality=97)
+    write_image(d / uw, tp.ultrawide, meta=um, quality=97)
+    return d / main, d / uw
+
+
+def test_swapped_roles_detected_from_exif(tmp_path):
+    tp = make_toy_pair(240, 320, seed=1)
+    m, u = _write_pair(tmp_path, tp, with_exif=True)
+    out = tmp_path / "out.png"
+    r = runner.invoke(app, ["fuse", str(u), str(m), "-o", str(out), "--json"])
+    assert r.exit_code == 0, r.output
+    info = json.loads(r.stdout)
+    assert info["pair"]["swapped"] and info["pair"]["ratio_source"] == "EXIF"
+    assert "roles swapped from EXIF" in r.stderr
+    assert read_image(out).pixels.shape == tp.main_near.shape
+    assert psnr(read_image(out).pixels, tp.aif) > psnr(tp.main_near, tp.aif) + 1.0
+
+
+def test_swapped_roles_detected_from_geometry_without_exif(tmp_path):
+    tp = make_toy_pair(240, 320, seed=1)
+    m, u = _write_pair(tmp_path, tp)
+    r = runner.invoke(app, ["fuse", str(u), str(m), "-o", str(tmp_path / "o.png"), "--json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["pair"]["swapped"]
+
+
+def test_bad_pairs_fail_with_one_clear_line(tmp_path):
+    a = make_toy_pair(240, 320, seed=1)
+    b = make_toy_pair(240, 320, seed=9, with_fg=False)
+    write_image(tmp_path / "main.png", a.main_far)
+    write_image(tmp_path / "other.png", b.ultrawide)  # a different scene
+    (tmp_path / "notes.jpg").write_text("not an image")
+    r = runner.invoke(app, ["fuse", str(tmp_path / "main.png"), str(tmp_path / "other.png"), "-o", str(tmp_path / "o.png")])
+    assert r.exit_code == 2 and "cannot align" in r.output and "other.png" in r.output
+    assert "Traceback" not in r.output and not (tmp_path / "o.png").exists()
+    r = runner.invoke(app, ["fuse", str(tmp_path / "main.png"), str(tmp_path / "notes.jpg"), "-o", str(tmp_path / "o.png")])
+    assert r.exit_code == 2 and "notes.jpg" in r.output
+    r = runner.invoke(app, ["fuse", str(tmp_path / "main.png"), "-o", str(tmp_path / "o.png")])
+    assert r.exit_code == 2
+
+
+def test_debug_dir_and_overwrite(tmp_path):
+    tp = make_toy_pair(240, 320, seed=2)
+    m, u = _write_pair(tmp_path / "in", tp)
+    out = tmp_path / "aif.jpg"
+    dbg = tmp_path / "dbg"
+    r = runner.invoke(app, ["fuse", str(m), str(u), "-o", str(out), "--debug-dir", str(dbg), "--ratio", "2"])
+    assert r.exit_code == 0, r.output
+    names = sorted(p.name for p in dbg.iterdir())
+    for k in ("homography_warped", "flow_warped", "color_matched", "confidence", "mask_main", "mask_ultrawide",
+              "mask_refined"):
+        assert f"aif.{k}.png" in names
+    assert "aif.fuse.json" in names
+    r = runner.invoke(app, ["fuse", str(m), str(u), "-o", str(out)])
+    assert r.exit_code == 2 and "exists" in r.output
+    r = runner.invoke(app, ["fuse", str(m), str(u), "-o", str(out), "--overwrite"])
+    assert r.exit_code == 0
+
+
+def test_batch_names_outputs_and_reports_failures(tmp_path):
+    root = tmp_path / "pairs"
+    tp = make_toy_pair(240, 320, seed=3)
+    d = root / "scene_0000"
+    _write_pair(d, tp, main="main_near.jpg", uw="ultrawide.jpg")
+    write_image(d / "main_far.jpg", tp.main_far, quality=97)
+    bad = root / "scene_0001"
+    other = make_toy_pair(240, 320, seed=8, with_fg=False)
+    _write_pair(bad, tp, main="main_near.jpg", uw="ultrawide.jpg")
+    write_image(bad / "ultrawide.jpg", other.ultrawide, overwrite=True)  # wrong scene
+    out = tmp_path / "out"
+    r = runner.invoke(app, ["fuse", str(root), "-o", str(out), "--dry-run", "--json"])
+    assert r.exit_code == 0, r.output
+    plan = json.loads(r.stdout)["plan"]
+    assert {p["name"] for p in plan} == {"scene_0000/main_near", "scene_0000/main_far", "scene_0001"}
+    assert not out.exists()
+    r = runner.invoke(app, ["fuse", str(root), "-o", str(out), "--jobs", "1", "--ratio", "2"])
+    assert r.exit_code == 1, r.output
+    assert (out / "scene_0000_main_near.jpg").exists() and (out / "scene_0000_main_far.jpg").exists()
+    assert not (out / "scene_0001.jpg").exists()
+    log = json.loads((out / "aif-log.json").read_text())
+    assert any(i["status"] == "failed" and "cannot align" in (i["error"] or "") for i in log["items"])
+    r = runner.invoke(app, ["fuse", str(root), "-o", str(out), "--skip-existing", "--json", "--ratio", "2"])
+    assert r.exit_code == 1
+    st = {i["name"]: i["status"] for i in json.loads(r.stdout)["items"]}
+    assert st["scene_0000/main_near"] == "skipped" and st["scene_0001"] == "failed"
