@@ -241,7 +241,8 @@ def blob_outline(rng: np.random.Generator, half_w: float, half_h: float, n: int 
 
 def random_scene(rng: np.random.Generator, seed: int, fov_x: float, fov_y: float, px_angle: float, *,
                  near: float = 0.12, far: float = 30.0, n_cards: int | None = None,
-                 floor: bool | None = None) -> Scene:
+                 floor: bool | None = None, wall_depth: float | None = None,
+                 floor_height: tuple[float, float] = (0.25, 1.6)) -> Scene:
     """A random scene of a back wall, an optional floor and cards from ``near`` to ``far``.
 
     ``fov_x``, ``fov_y``: half-field tangents of the main view (cards are placed in it;
@@ -252,7 +253,10 @@ def random_scene(rng: np.random.Generator, seed: int, fov_x: float, fov_y: float
     not overlap, and they float above the floor's line at their depth.
     """
     layers: list[Layer] = []
-    wall_z = float(np.exp(rng.uniform(np.log(max(far * 0.25, 3.0)), np.log(far))))
+    if wall_depth is not None:
+        wall_z = float(wall_depth)
+    else:
+        wall_z = float(np.exp(rng.uniform(np.log(max(far * 0.25, 3.0)), np.log(far))))
     ex, ey = np.array([1.0, 0, 0]), np.array([0, 1.0, 0])
 
     def tex_seed() -> int:
@@ -271,7 +275,7 @@ def random_scene(rng: np.random.Generator, seed: int, fov_x: float, fov_y: float
     if floor if floor is not None else rng.random() < 0.6:
         # a floor meets a fronto-parallel wall along one image row in every view
         layers[0].e1 = ex
-        floor_h = float(rng.uniform(0.25, 1.6))  # camera height above the floor (m)
+        floor_h = float(rng.uniform(*floor_height))  # camera height above the floor (m)
         # floor: X = (u, h, v); v (depth) runs to the wall. Slanted: depth varies per row
         layers.append(Layer("floor", np.array([0, floor_h, 0.0]), ex, np.array([0, 0, 1.0]),
                             random_texture_name(rng, 0.5), tex_seed(),
@@ -280,7 +284,8 @@ def random_scene(rng: np.random.Generator, seed: int, fov_x: float, fov_y: float
                             gain=float(rng.uniform(0.6, 1.0))))
     n = int(n_cards if n_cards is not None else rng.integers(3, 7))
     # depth slots in inverse depth, far to near, not overlapping
-    inv_lo, inv_hi = 1.0 / (wall_z * 0.8), 1.0 / near
+    inv_lo = 1.0 / (wall_z * (0.8 if wall_z * 0.8 > near * 1.5 else 0.98))
+    inv_hi = 1.0 / near
     edges = np.sort(rng.uniform(inv_lo, inv_hi, n - 1)) if n > 1 else np.array([])
     edges = np.concatenate([[inv_lo], edges, [inv_hi]])
     for i in range(n):
