@@ -38,6 +38,7 @@ def _root(
 
 # Subcommands register themselves on import. Keep this list in pipeline order.
 from . import presets_cmd  # noqa: E402,F401
+from . import synth_cmd  # noqa: E402,F401
 from . import evaluate_cmd  # noqa: E402,F401
 from . import align_cmd, colormatch_cmd, fuse_cmd  # noqa: E402,F401
 from . import stack_cmd  # noqa: E402,F401

@@ -1,0 +1,257 @@
+"""``aif synth``: physically based synthetic phone pairs and focus brackets with ground truth."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from ..batch import WorkItem, run_batch
+from ..errors import InputError, UsageError
+from .app import app
+from .batchui import finish_batch, show_plan
+from .common import (DebugOpt, DryRunOpt, JobsOpt, JsonOpt, OverwriteOpt, QualityOpt, QuietOpt, SchedulerOpt,
+                     SkipExistingOpt, UI, VerboseOpt, handle_errors)
+
+synth_app = typer.Typer(
+    help=("Synthetic data with exact ground truth: phone pairs (main focused near and far + ultra-wide) and "
+          "focus brackets, rendered with thin-lens optics (DC² eq. 1) and layered defocus. "
+          "Deterministic: the same seed gives the same bytes."),
+    no_args_is_help=True)
+app.add_typer(synth_app, name="synth")
+
+CountOpt = Annotated[int, typer.Option("--count", "-n", help="Number of scenes (pairs) or brackets (bursts).",
+                                       min=1, max=100000)]
+SeedOpt = Annotated[int, typer.Option("--seed", "-s", help="Random seed; scene k of seed S is always the same "
+                                                           "(and equals scene k of a longer run).", min=0)]
+SizeOpt = Annotated[str, typer.Option("--size", help="Output width of the main image in pixels: 512, 1024, full "
+                                                     "(the preset's native width, e.g. 4032) or any width "
+                                                     "64..native. Pixel pitch grows as the size shrinks, so blur "
+                                                     "in pixels scales with the image.")]
+NoiseOpt = Annotated[float, typer.Option("--noise", help="Sensor noise scale: 0 = none, 1 = a phone indoors "
+                                                         "(Poisson-Gaussian, variance a*x + b in linear light).",
+                                         min=0.0, max=20.0)]
+BladesOpt = Annotated[int, typer.Option("--blades", help="Aperture shape: 0 = disc PSF, 5-9 = polygonal "
+                                                         "aperture with that many blades.", min=0, max=16)]
+StartOpt = Annotated[int, typer.Option("--start", help="Index of the first scene (to extend a data set).", min=0)]
+
+
+def _size(size: str) -> str:
+    s = size.strip().lower()
+    if s != "full":
+        try:
+            int(s)
+        except ValueError:
+            raise UsageError(f"--size {size!r} is not 512, 1024, full or a width in pixels") from None
+    return s
+
+
+def _check_out(out: Path) -> None:
+    if out.exists() and not out.is_dir():
+        raise InputError("output exists and is not a folder", out, "give a folder for the scenes")
+
+
+def _existing(items: list[WorkItem], overwrite: bool, skip_existing: bool) -> None:
+    if overwrite or skip_existing:
+        return
+    for it in items:
+        for o in it.outputs:
+            if Path(o).exists():
+                raise UsageError(f"{o}: output exists", hint="pass --overwrite to replace it, --skip-existing to "
+                                                              "keep it, or choose another OUT")
+
+
+def _write_all(folder: Path, files: dict[str, bytes], overwrite: bool) -> list[str]:
+    from ..io import write_bytes_atomic
+
+    out = []
+    for rel, data in files.items():
+        p = folder / rel
+        write_bytes_atomic(p, data, overwrite=overwrite)
+        out.append(str(p))
+    return out
+
+
+PAIR_FILES = ("main_near.jpg", "main_far.jpg", "ultrawide.jpg", "gt/aif.png", "gt/depth.npy", "gt/disparity.npy",
+              "gt/occlusion.png", "gt/homography.json", "gt/uw_map.npy", "gt/flow.npy", "gt/infocus_near.png",
+              "gt/infocus_far.png", "gt/metadata.json")
+
+
+def _pair_item(item: WorkItem) -> dict[str, Any]:
+    from ..synth.pairs import make_pair_scene, pair_scene_files
+
+    p = item.params
+    ps = make_pair_scene(p["seed"], p["size"], p["preset"], p["noise"], index=p["index"], blades=p["blades"])
+    files = pair_scene_files(ps, quality=p["quality"])
+    outs = _write_all(Path(p["folder"]), files, p["overwrite"])
+    m = ps.metadata
+    return {"outputs": outs, "focus_near_m": round(m["main"]["focus_near_m"], 4),
+            "focus_far_m": round(m["main"]["focus_far_m"], 3), "occluded": round(m["occluded_fraction"], 4)}
+
+
+@synth_app.command("pairs", epilog=(
+    "Example:\n\n  aif synth pairs data/pairs --count 20 --seed 1 --size 1024\n\n"
+    "writes data/pairs/scene_0000/{main_near,main_far,ultrawide}.jpg with phone EXIF and gt/ with aif.png "
+    "(16-bit, main view and colour, no noise), depth.npy (m), disparity.npy (main px), occlusion.png, "
+    "homography.json, uw_map.npy, flow.npy, infocus_near/far.png and metadata.json. See docs/SYNTH.md."))
+@handle_errors
+def pairs_cmd(
+    out: Annotated[Path, typer.Argument(help="Output folder; one scene_NNNN subfolder per scene.")],
+    count: CountOpt = 4,
+    seed: SeedOpt = 0,
+    size: SizeOpt = "512",
+    preset: Annotated[str, typer.Option("--preset", help="Phone preset with main + ultra-wide cameras "
+                                                         "(see `aif presets list`).")] = "generic-phone",
+    noise: NoiseOpt = 1.0,
+    blades: BladesOpt = 0,
+    start: StartOpt = 0,
+    quality: QualityOpt = 95,
+    jobs: JobsOpt = 1,
+    scheduler: SchedulerOpt = None,
+    overwrite: OverwriteOpt = False,
+    skip_existing: SkipExistingOpt = False,
+    dry_run: DryRunOpt = False,
+    json: JsonOpt = False,
+    quiet: QuietOpt = False,
+    verbose: VerboseOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Render phone pairs: a main camera focused near and far, and an ultra-wide, with ground truth.
+
+    Scenes are textured planes (photographs shipped with scikit-image and procedural
+    noise): a back wall 3-40 m away, often a floor, and 3-6 cut-out cards from 10-35 cm
+    outward, some slanted. The main camera (preset focal length, f-number, pixel pitch)
+    is focused on the nearest card (main_near) and on the far field (main_far); the
+    ultra-wide sits the preset's baseline away, slightly rotated, focused at its
+    hyperfocal distance, with its own white balance, tone curve, vignetting and noise.
+    Defocus is thin-lens (DC² eq. 1), rendered layer by layer back to front.
+    """
+    from ..presets import get_preset
+    from ..synth.pairs import out_scale
+
+    ui = UI(quiet, verbose, json, debug)
+    size = _size(size)
+    pr = get_preset(preset)
+    if "ultrawide" not in pr.cameras:
+        raise UsageError(f"preset '{pr.name}' has no ultra-wide camera", pr.source,
+                         "choose a phone preset, e.g. --preset generic-phone")
+    out_scale(pr, size)  # validates --size
+    _check_out(out)
+    items = []
+    for k in range(start, start + count):
+        folder = out / f"scene_{k:04d}"
+        items.append(WorkItem(folder.name, [], [str(folder / f) for f in PAIR_FILES],
+                              {"seed": seed, "index": k, "size": size, "preset": preset, "noise": noise, "blades": blades, "quality": quality,
+                               "folder": str(folder), "overwrite": overwrite}))
+    if dry_run:
+        show_plan(ui, "synth pairs plan", ["scene", "seed", "size", "preset", "folder"],
+                  [(it.name, seed, size, pr.name, it.params["folder"]) for it in items])
+        return
+    _existing(items, overwrite, skip_existing)
+    log = out / "aif-synth-log.json"
+    report = run_batch(items, _pair_item, jobs=jobs, scheduler=scheduler, skip_existing=skip_existing,
+                       progress=not (quiet or json), description="synth pairs", debug=debug, log_path=log,
+                       command="aif synth pairs",
+                       params={"count": count, "seed": seed, "size": size, "preset": pr.name, "noise": noise})
+    finish_batch(ui, report, log, what="scene")
+
+
+BURST_FMT = {"jpeg": "jpeg", "jpg": "jpeg", "tiff": "tiff", "tif": "tiff", "dng": "dng"}
+
+
+def _burst_item(item: WorkItem) -> dict[str, Any]:
+    from ..synth.bursts import burst_files, make_burst
+
+    p = item.params
+    b = make_burst(p["seed"], p["size"], p["frames"], p["preset"], p["noise"], index=p["index"],
+                   raw=p["format"] == "dng", breathing=p["breathing"], shake_px=p["shake"],
+                   flicker=p["flicker"], blades=p["blades"])
+    files = burst_files(b, p["format"], quality=p["quality"])
+    outs = _write_all(Path(p["folder"]), files, p["overwrite"])
+    return {"outputs": outs, "focus_m": [round(b.focus_m[0], 4), round(b.focus_m[-1], 4)]}
+
+
+@synth_app.command("bursts", epilog=(
+    "Example:\n\n  aif synth bursts data/brackets --count 5 --frames 30 --raw\n\n"
+    "writes data/brackets/burst_0000/frame_000.dng ... frame_029.dng and gt/ with aif.png (16-bit, geometry "
+    "of the reference frame F//2), depth.npy (m), focus_index.npy (fractional frame index in focus per "
+    "pixel) and metadata.json (focus distance, scale, shake, exposure gain and homography per frame)."))
+@handle_errors
+def bursts_cmd(
+    out: Annotated[Path, typer.Argument(help="Output folder; one burst_NNNN subfolder per bracket.")],
+    count: CountOpt = 2,
+    frames: Annotated[int, typer.Option("--frames", "-f", help="Frames per bracket (2-500), focus swept near -> "
+                                                               "far in equal diopter steps.", min=2, max=500)] = 8,
+    seed: SeedOpt = 0,
+    size: SizeOpt = "512",
+    preset: Annotated[str, typer.Option("--preset", help="Camera preset; its main camera takes the bracket "
+                                                         "(see `aif presets list`).")] = "generic-camera",
+    fmt: Annotated[str, typer.Option("--format", help="Frame files: jpeg (8-bit, EXIF), tiff (16-bit, "
+                                                      "display-encoded, EXIF tags in IFD0) or dng (Bayer RGGB "
+                                                      "RAW, 14-bit in 16, linear).")] = "jpeg",
+    raw: Annotated[bool, typer.Option("--raw", help="Same as --format dng.")] = False,
+    noise: NoiseOpt = 1.0,
+    breathing: Annotated[float, typer.Option("--breathing", help="Focus breathing scale: 1 = a unit-focusing "
+                                                                 "thin lens (magnification follows the image "
+                                                                 "distance), 0 = none.", min=0.0, max=20.0)] = 1.0,
+    shake: Annotated[float, typer.Option("--shake", help="Camera shake per frame, standard deviation in "
+                                                         "pixels (a small rotation).", min=0.0, max=100.0)] = 1.5,
+    flicker: Annotated[float, typer.Option("--flicker", help="Exposure flicker, standard deviation of the "
+                                                             "per-frame gain (0.02 = 2 %).", min=0.0, max=0.5)] = 0.02,
+    blades: BladesOpt = 0,
+    start: StartOpt = 0,
+    quality: QualityOpt = 95,
+    jobs: JobsOpt = 1,
+    scheduler: SchedulerOpt = None,
+    overwrite: OverwriteOpt = False,
+    skip_existing: SkipExistingOpt = False,
+    dry_run: DryRunOpt = False,
+    json: JsonOpt = False,
+    quiet: QuietOpt = False,
+    verbose: VerboseOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Render focus brackets: frames sweeping focus near to far, with breathing, shake, flicker and noise.
+
+    The depth range is sized so that neighbouring frames' focus differs by 2 px of
+    circle of confusion at the output size: every depth in the scene is sharp in some
+    frame. Ground truth (all-in-focus image, depth, in-focus frame index) is in the
+    geometry of the middle frame.
+    """
+    from ..presets import get_preset
+    from ..synth.pairs import out_scale
+
+    ui = UI(quiet, verbose, json, debug)
+    size = _size(size)
+    f = "dng" if raw else BURST_FMT.get(fmt.strip().lower())
+    if f is None:
+        raise UsageError(f"--format {fmt!r} is not jpeg, tiff or dng")
+    if raw and fmt.strip().lower() not in ("jpeg", "dng"):
+        raise UsageError("--raw means --format dng; do not combine it with another --format")
+    pr = get_preset(preset)
+    out_scale(pr, size)
+    _check_out(out)
+    from ..synth.bursts import EXT
+
+    digits = max(3, len(str(frames - 1)))
+    items = []
+    for k in range(start, start + count):
+        folder = out / f"burst_{k:04d}"
+        outs = [str(folder / f"frame_{i:0{digits}d}.{EXT[f]}") for i in range(frames)]
+        outs += [str(folder / "gt" / n) for n in ("aif.png", "depth.npy", "focus_index.npy", "metadata.json")]
+        items.append(WorkItem(folder.name, [], outs, {
+            "seed": seed, "index": k, "size": size, "frames": frames, "preset": preset, "noise": noise,
+            "format": f, "breathing": breathing, "shake": shake, "flicker": flicker, "blades": blades,
+            "quality": quality, "folder": str(folder), "overwrite": overwrite}))
+    if dry_run:
+        show_plan(ui, "synth bursts plan", ["burst", "frames", "format", "size", "folder"],
+                  [(it.name, frames, f, size, it.params["folder"]) for it in items])
+        return
+    _existing(items, overwrite, skip_existing)
+    log = out / "aif-synth-log.json"
+    report = run_batch(items, _burst_item, jobs=jobs, scheduler=scheduler, skip_existing=skip_existing,
+                       progress=not (quiet or json), description="synth bursts", debug=debug, log_path=log,
+                       command="aif synth bursts",
+                       params={"count": count, "frames": frames, "seed": seed, "size": size, "preset": pr.name,
+                               "format": f, "noise": noise})
+    finish_batch(ui, report, log, what="burst")
