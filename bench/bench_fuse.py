@@ -1,0 +1,228 @@
+#!/usr/bin/env python
+"""Benchmark of ``aif fuse`` on synthetic pairs with ground truth (EasyAIF Table I layout).
+
+Quality (default): renders ``--scenes`` scenes per preset with ``aifcli.synth.pairs``
+(main focused near and far + ultra-wide + ground truth) and scores, against the
+ground-truth all-in-focus image:
+
+  main only | colour-matched ultra-wide only | fusion without the confidence map |
+  full ``aif fuse`` | oracle (ground-truth flow, occlusion and in-focus masks, same blend)
+
+as PSNR / SSIM / LPIPS for the main focused on the foreground, on the background, and in
+total; PSNR inside the main's in-focus region (main only vs full: the ultra-wide must not
+soften it); RMSE in a band around occlusions (no-confidence vs full).
+
+Speed (``--speed``): end-to-end time of one pair from JPEG files to a JPEG file (decode,
+align, colour, fuse, encode) in a fresh process, ``--runs`` times, median and per-stage
+medians, plus the process's peak RSS.
+
+    nice python bench/bench_fuse.py --size 512 --scenes 4 --presets generic-phone,iphone-13
+    nice python bench/bench_fuse.py --speed --runs 5            # 12 MP synthetic pair
+    nice python bench/bench_fuse.py --speed --pair MAIN.jpg UW.jpg
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from aifcli.align.pair import align_pair  # noqa: E402
+from aifcli.color.local_affine import match_colors  # noqa: E402
+from aifcli.fuse.pair import _resize, compose, fuse_pair, refined_main  # noqa: E402
+from aifcli.metrics import psnr, ssim  # noqa: E402
+
+METHODS = ("main", "uw_only", "no_conf", "full", "oracle")
+
+
+def oracle(main: np.ndarray, uw: np.ndarray, uw_map: np.ndarray, occlusion: np.ndarray, infocus: np.ndarray,
+           gt: np.ndarray, fuse_scale: float) -> np.ndarray:
+    """The same blend with ground-truth geometry and occlusions, and a main mask that knows the
+    truth: the main where it is in focus or locally closer to the ground truth than the
+    (ground-truth-warped, colour-matched) ultra-wide. A ceiling for this blend family."""
+    main_t = _resize(main, fuse_scale)
+    gt_t = _resize(gt, fuse_scale)
+    h, w = main_t.shape[:2]
+    uv = cv2.resize(uw_map, (w, h), interpolation=cv2.INTER_LINEAR) if uw_map.shape[:2] != (h, w) else uw_map
+    uwf = cv2.remap(uw, uv[..., 0], uv[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    conf = cv2.resize((~occlusion).astype(np.float32), (w, h), interpolation=cv2.INTER_AREA)
+    iwc = match_colors(uwf, main_t, mask=conf).image
+    err = lambda x: cv2.GaussianBlur(((x - gt_t) ** 2).sum(-1), (0, 0), 2.0)  # noqa: E731
+    better_main = (err(main_t) <= err(iwc)).astype(np.float32)
+    mm = np.maximum(cv2.resize(infocus.astype(np.float32), (w, h), interpolation=cv2.INTER_AREA), better_main)
+    mm = np.maximum(mm, 1 - conf)  # occluded: nothing to take from the ultra-wide
+    mm = cv2.GaussianBlur(mm, (0, 0), 1.0)
+    return compose(main, main_t, iwc, refined_main(main_t, 0.0), (1 - mm) * conf, (1 - mm) * (1 - conf))
+
+
+def score_quality(args: argparse.Namespace) -> dict:
+    from aifcli.synth.pairs import make_pair_scene
+
+    lp = None
+    if not args.no_lpips:
+        try:
+            from aifcli.metrics import lpips_distance
+
+            lp = lpips_distance
+        except Exception as e:  # pragma: no cover
+            print(f"LPIPS unavailable: {e}", file=sys.stderr)
+    rows = []
+    for preset in args.presets.split(","):
+        for idx in range(args.scenes):
+            t0 = time.perf_counter()
+            ps = make_pair_scene(args.seed, size=args.size, preset=preset, index=idx)
+            t_render = time.perf_counter() - t0
+            fm = ps.metadata["main"]["focal_px"] / ps.metadata["main"]["width"]
+            fu = ps.metadata["ultrawide"]["focal_px"] / ps.metadata["ultrawide"]["width"]
+            ratio = fm / fu * np.hypot(1, 0.75) / np.hypot(1, 0.75)
+            band = cv2.dilate(ps.occlusion.astype(np.uint8), np.ones((2 * args.band + 1,) * 2, np.uint8)) > 0
+            for focus in ("near", "far"):
+                main = ps.main_near if focus == "near" else ps.main_far
+                infocus = ps.infocus_near if focus == "near" else ps.infocus_far
+                t0 = time.perf_counter()
+                full = fuse_pair(main, ps.ultrawide, ratio=ratio, keep_intermediates=True)
+                t_full = time.perf_counter() - t0
+                noconf = fuse_pair(main, ps.ultrawide, alignment=full.alignment, use_confidence=False,
+                                   fuse_scale=full.fuse_scale)
+                uw_only = full.intermediates["color_matched"]
+                if uw_only.shape != main.shape:
+                    uw_only = cv2.resize(uw_only, (main.shape[1], main.shape[0]), interpolation=cv2.INTER_LINEAR)
+                orc = oracle(main, ps.ultrawide, ps.uw_map, ps.occlusion, infocus, ps.aif, full.fuse_scale)
+                outs = {"main": main, "uw_only": uw_only, "no_conf": noconf.image, "full": full.image, "oracle": orc}
+                row = {"preset": preset, "scene": idx, "focus": focus, "render_s": round(t_render, 2),
+                       "fuse_s": round(t_full, 3), "occluded": round(float(ps.occlusion.mean()), 4),
+                       "infocus": round(float(infocus.mean()), 4), "mask_means": full.summary()["mask_means"]}
+                for k, img in outs.items():
+                    img = np.clip(img, 0, 1)
+                    row[f"psnr_{k}"] = psnr(img, ps.aif)
+                    row[f"ssim_{k}"] = ssim(img, ps.aif)
+                    if lp is not None:
+                        row[f"lpips_{k}"] = lp(img, ps.aif)
+                    row[f"band_rmse_{k}"] = float(np.sqrt(((img - ps.aif) ** 2)[band].mean())) if band.any() else 0.0
+                    if infocus.any():
+                        row[f"psnr_infocus_{k}"] = psnr(img, ps.aif, infocus)
+                rows.append(row)
+                print(f"{preset} scene {idx} {focus}: " + "  ".join(f"{k} {row[f'psnr_{k}']:.2f}" for k in METHODS)
+                      + f"  (fuse {t_full:.2f} s)", file=sys.stderr)
+    return {"rows": rows, "table": table(rows, lp is not None)}
+
+
+def _mean(rows: list[dict], key: str) -> float:
+    vals = [r[key] for r in rows if key in r and np.isfinite(r[key])]
+    return float(np.mean(vals)) if vals else float("nan")
+
+
+def table(rows: list[dict], with_lpips: bool) -> str:
+    groups = {"focused on foreground": [r for r in rows if r["focus"] == "near"],
+              "focused on background": [r for r in rows if r["focus"] == "far"], "total": rows}
+    names = {"main": "main only", "uw_only": "colour-matched ultra-wide only", "no_conf": "fusion without confidence",
+             "full": "**aif fuse**", "oracle": "oracle (GT flow, occlusion, in-focus)"}
+    head = "| method | " + " | ".join(f"{g} PSNR / SSIM" + (" / LPIPS" if with_lpips else "") for g in groups) + \
+           " | in-focus PSNR | occlusion-band RMSE |"
+    lines = [head, "|" + "---|" * (len(groups) + 3)]
+    for k in METHODS:
+        cells = []
+        for g in groups.values():
+            c = f"{_mean(g, f'psnr_{k}'):.2f} / {_mean(g, f'ssim_{k}'):.4f}"
+            if with_lpips:
+                c += f" / {_mean(g, f'lpips_{k}'):.4f}"
+            cells.append(c)
+        lines.append(f"| {names[k]} | " + " | ".join(cells) +
+                     f" | {_mean(rows, f'psnr_infocus_{k}'):.2f} | {_mean(rows, f'band_rmse_{k}'):.4f} |")
+    return "\n".join(lines)
+
+
+# --- speed ------------------------------------------------------------------------------------
+def speed_child(main_path: str, uw_path: str, out_dir: str) -> dict:
+    from aifcli.align.pair_io import align_files, load_pair
+    from aifcli.io import write_image
+
+    t = {}
+    t0 = time.perf_counter()
+    p = load_pair(main_path, uw_path)
+    t["decode"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    p, al = align_files(p)
+    t["align"] = time.perf_counter() - t0
+    r = fuse_pair(p.main.pixels, p.ultrawide.pixels, alignment=al)
+    for k in ("warp", "color", "masks", "blend"):
+        t[k] = r.timings[k]
+    t0 = time.perf_counter()
+    write_image(Path(out_dir) / "fused.jpg", r.image, meta=p.main.meta, overwrite=True)
+    t["encode"] = time.perf_counter() - t0
+    t["total"] = t["decode"] + t["align"] + sum(r.timings[k] for k in ("warp", "color", "masks", "blend")) + t["encode"]
+    t.update({f"align_{k}": v for k, v in al.timings.items()})
+    t["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    return t
+
+
+def run_speed(args: argparse.Namespace) -> dict:
+    tmp = Path(tempfile.mkdtemp(prefix="bench_fuse_"))
+    if args.pair:
+        main_path, uw_path = args.pair
+        source = f"{main_path} + {uw_path}"
+    else:
+        from aifcli.synth.pairs import make_pair_scene, pair_scene_files
+
+        t0 = time.perf_counter()
+        ps = make_pair_scene(args.seed, size="full", preset=args.presets.split(",")[0])
+        files = pair_scene_files(ps)
+        for name in ("main_near.jpg", "ultrawide.jpg"):
+            (tmp / name).write_bytes(files[name])
+        main_path, uw_path = str(tmp / "main_near.jpg"), str(tmp / "ultrawide.jpg")
+        source = f"synthetic {ps.main_near.shape[1]}x{ps.main_near.shape[0]} pair ({args.presets.split(',')[0]}), " \
+                 f"rendered in {time.perf_counter() - t0:.1f} s"
+    runs = []
+    for i in range(args.runs):
+        cp = subprocess.run([sys.executable, __file__, "--speed-child", main_path, uw_path, str(tmp)],
+                            capture_output=True, text=True, check=True)
+        runs.append(json.loads(cp.stdout.strip().splitlines()[-1]))
+        print(f"run {i + 1}: {runs[-1]['total']:.3f} s, peak RSS {runs[-1]['peak_rss_mb']:.0f} MB", file=sys.stderr)
+    keys = runs[0].keys()
+    med = {k: float(np.median([r[k] for r in runs])) for k in keys}
+    return {"source": source, "runs": len(runs), "median": med, "all_totals": [r["total"] for r in runs]}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--size", default="512", help="main image width: 512, 1024, ... or full")
+    ap.add_argument("--scenes", type=int, default=3)
+    ap.add_argument("--presets", default="generic-phone")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--band", type=int, default=4, help="occlusion band half-width in px")
+    ap.add_argument("--no-lpips", action="store_true")
+    ap.add_argument("--speed", action="store_true")
+    ap.add_argument("--pair", nargs=2, metavar=("MAIN", "UW"))
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--json", type=Path, help="write the full results here")
+    ap.add_argument("--speed-child", nargs=3, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.speed_child:
+        print(json.dumps(speed_child(*args.speed_child)))
+        return
+    res = run_speed(args) if args.speed else score_quality(args)
+    res["command"] = " ".join(["python"] + sys.argv)
+    res["machine"] = f"{os.cpu_count()} CPU cores, {os.uname().machine}, OpenCV {cv2.__version__}"
+    if args.json:
+        args.json.write_text(json.dumps(res, indent=1, default=float))
+    if args.speed:
+        m = res["median"]
+        print(f"{res['source']}: median end-to-end {m['total']:.3f} s over {res['runs']} runs "
+              f"(all: {', '.join(f'{x:.2f}' for x in res['all_totals'])}), peak RSS {m['peak_rss_mb']:.0f} MB")
+        print("stages (median s): " + ", ".join(f"{k} {m[k]:.3f}" for k in m if k not in ("total", "peak_rss_mb")))
+    else:
+        print(res["table"])
+
+
+if __name__ == "__main__":
+    main()
