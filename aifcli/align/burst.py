@@ -103,7 +103,9 @@ def prepare(rgb: np.ndarray, scale: float) -> dict[str, np.ndarray]:
     pyr = [bp]
     while min(pyr[-1].shape) >= 160 and len(pyr) < 3:
         pyr.append(cv2.pyrDown(pyr[-1]))
-    col = cv2.GaussianBlur(small, (0, 0), 8.0)
+    # gains only need low frequencies: a quarter of the working size, lightly blurred
+    col = cv2.GaussianBlur(cv2.resize(small, (max(8, sw // 4), max(8, sh // 4)), interpolation=cv2.INTER_AREA),
+                           (0, 0), 2.0)
     return {"pyr": pyr, "color": col, "shape": np.array([h, w])}
 
 
@@ -159,16 +161,21 @@ def _plausible(warp: np.ndarray, shape: tuple[int, int], max_shift: float, max_s
     return ""
 
 
-def _gain(ref_col: np.ndarray, mov_col: np.ndarray, warp_small: np.ndarray) -> np.ndarray:
+def _gain(ref_col: np.ndarray, mov_col: np.ndarray, warp_small: np.ndarray, work_width: int) -> np.ndarray:
     """Per-channel gain g so that g * moving ~= template, on the overlap of low-passed images."""
     h, w = ref_col.shape[:2]
+    q = _scale_matrix(w / work_width)  # working-scale warp -> colour-image scale
+    warp_small = q @ warp_small @ np.linalg.inv(q)
     warped = cv2.warpPerspective(mov_col, warp_small, (w, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
                                  borderMode=cv2.BORDER_CONSTANT, borderValue=(-1, -1, -1))
-    m = (warped.min(axis=2) > 0.02) & (warped.max(axis=2) < 0.98) & (ref_col.min(axis=2) > 0.02) \
-        & (ref_col.max(axis=2) < 0.98)
-    b = max(2, min(h, w) // 16)
+    lo = np.minimum(np.minimum(warped[..., 0], warped[..., 1]), warped[..., 2])
+    hi = np.maximum(np.maximum(warped[..., 0], warped[..., 1]), warped[..., 2])
+    rlo = np.minimum(np.minimum(ref_col[..., 0], ref_col[..., 1]), ref_col[..., 2])
+    rhi = np.maximum(np.maximum(ref_col[..., 0], ref_col[..., 1]), ref_col[..., 2])
+    m = (lo > 0.02) & (hi < 0.98) & (rlo > 0.02) & (rhi < 0.98)
+    b = max(1, min(h, w) // 16)
     m[:b], m[-b:], m[:, :b], m[:, -b:] = False, False, False, False
-    if m.sum() < 100:
+    if m.sum() < 50:
         return np.ones(3)
     g = np.array([np.median(ref_col[..., c][m] / np.maximum(warped[..., c][m], 1e-4)) for c in range(3)])
     return np.clip(g, 0.5, 2.0)
@@ -216,7 +223,7 @@ class NeighbourRegistrar:
             why = f"registration correlation {cc:.2f} < {self.min_correlation:g}"
         if why:
             return FrameRegistration(i, False, neighbour=self.prev_idx, correlation=cc, reason=why)
-        g = _gain(self.prev["color"], cur["color"], warp) if self.gains else np.ones(3)
+        g = _gain(self.prev["color"], cur["color"], warp, cur["pyr"][0].shape[1]) if self.gains else np.ones(3)
         # full resolution: frame -> prev = inv(prev -> frame), rescaled from the working scale
         h, w = self.size
         S = np.diag([cur["pyr"][0].shape[1] / w, cur["pyr"][0].shape[0] / h, 1.0])
