@@ -76,7 +76,7 @@ class Layer:
     tex_offset: tuple[float, float] = (0.0, 0.0)  # texels
     outline: np.ndarray | None = None  # polygon (N,2) in (u,v) metres; None = unbounded
     v_max: float | None = None  # unbounded layers: keep v <= v_max (floor ends at the wall)
-    gain: float = 1.0  # reflectance multiplier (lighting)
+    gain: Any = 1.0  # reflectance multiplier (lighting): a number or an RGB triple
     _tex: Texture | None = field(default=None, repr=False, compare=False)
 
     @property
@@ -111,7 +111,7 @@ class Layer:
                 "texture": self.texture, "texture_seed": self.texture_seed, "texel_m": self.texel_m,
                 "tex_angle": self.tex_angle, "tex_offset": list(self.tex_offset),
                 "outline_uv_m": None if self.outline is None else np.round(self.outline, 6).tolist(),
-                "v_max": self.v_max, "gain": self.gain}
+                "v_max": self.v_max, "gain": np.asarray(self.gain, float).tolist()}
 
 
 @dataclass
@@ -209,7 +209,7 @@ def render_layer(layer: Layer, view: View, prefilter: bool = True) -> LayerImage
         k = float(np.sqrt(abs(np.linalg.det(_jacobian(M, cxy)))))
         if k > 1.3:
             src = cv2.GaussianBlur(src, (0, 0), 0.45 * np.sqrt(k * k - 1))
-    src4 = cv2.cvtColor(src * np.float32(layer.gain), cv2.COLOR_RGB2RGBA)
+    src4 = cv2.cvtColor(src * np.asarray(layer.gain, np.float32), cv2.COLOR_RGB2RGBA)
     T = np.array([[1, 0, x0], [0, 1, y0], [0, 0, 1]], np.float64)
     rgba = cv2.warpPerspective(src4, M @ T, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
                                borderMode=tex.border)

@@ -120,6 +120,8 @@ def make_texture(name: str, rng: np.random.Generator) -> Texture:
                 a = (a * tint / tint.max()).astype(np.float32)
             return Texture(name, a, cv2.BORDER_REFLECT_101)
         name = "fractal"  # scikit-image missing: fall back to procedural
+    if name == "flat":  # uniform white (tests; colour it with the layer's gain)
+        return Texture(name, np.ones((8, 8, 3), np.float32), cv2.BORDER_WRAP)
     if name == "fractal":
         return Texture(name, fractal_noise(rng, 512, beta=rng.uniform(1.6, 2.2)), cv2.BORDER_WRAP)
     if name == "fractal-fine":
