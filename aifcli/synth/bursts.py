@@ -96,7 +96,7 @@ def make_burst(seed: int, size: str | int = "512", frames: int = 8, preset: str 
     diopters = np.linspace(d_near, d_far, frames)
     focus = [float(1.0 / d) for d in diopters]
     ref = frames // 2
-    near, wall = focus[0] * 0.97, focus[-1] * 1.03
+    near, wall = focus[0], focus[-1] * 0.999  # every card and the wall inside the swept range
     fov_x, fov_y = (w / 2) / f_px, (h / 2) / f_px
     scene = random_scene(rng, int(seed), fov_x, fov_y, 1.0 / f_px, near=near, far=wall, wall_depth=wall,
                          floor_height=(near * 0.25, near * 0.8))
