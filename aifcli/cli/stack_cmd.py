@@ -68,7 +68,7 @@ def stack_cmd(
     halo: Annotated[bool, typer.Option("--halo/--no-halo", help="Halo suppression at coarse levels.")] = True,
     power: Annotated[float, typer.Option("--power", help="Selection sharpness: weight = focus energy ** POWER (high = hard choice, low = more noise averaging).", min=0.5, max=50)] = 6.0,
     quality: QualityOpt = 95,
-    jobs: JobsOpt = 1,
+    jobs: JobsOpt = 0,
     preset: PresetOpt = None,
     overwrite: OverwriteOpt = False,
     skip_existing: SkipExistingOpt = False,
