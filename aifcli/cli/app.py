@@ -42,6 +42,7 @@ from . import synth_cmd  # noqa: E402,F401
 from . import evaluate_cmd  # noqa: E402,F401
 from . import align_cmd, colormatch_cmd, fuse_cmd  # noqa: E402,F401
 from . import stack_cmd  # noqa: E402,F401
+from . import refocus_cmd  # noqa: E402,F401
 
 
 def main() -> None:

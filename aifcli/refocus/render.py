@@ -1,0 +1,423 @@
+"""Layered scatter rendering of lens blur, in linear light, with correct occlusions.
+
+Input: an all-in-focus image, a disparity map (larger = nearer; only its *order* matters
+here) and a per-pixel circle-of-confusion diameter in pixels (``coc``; see ``coc.py``).
+
+Method (DESIGN.md §2 "Refocus"):
+
+1. Linear light. Display-encoded input is decoded (sRGB) and highlights are boosted
+   before blurring (a smooth, exactly invertible curve above ``highlight_threshold``
+   that maps 1.0 to ``highlight_gain``), so clipped light sources spread into bright
+   discs instead of grey smudges (BokehMe raises to a power for the same reason).
+2. Depth layers. Disparity is cut into bins whose centres are close enough that the
+   blur radius changes by at most ~1 px or 20 % between neighbours. A pixel belongs to
+   the two nearest bin centres with tent weights, so radii interpolate smoothly.
+3. Cumulative alpha with occlusion filling from the background side. Layer b's alpha is
+   the tent on its far side and 1 on its near side: everything nearer than the bin
+   centre is treated as occluding layer b, and in that hidden region (within a band as
+   wide as the largest blur in front of it) layer b's colour is extrapolated from its own
+   visible pixels by pull-push interpolation. A blurred foreground therefore reveals a
+   plausible background behind its edge instead of a dark or foreground-coloured rim.
+4. Scatter = convolution per layer with a soft disc (or n-blade polygon) kernel of the
+   layer's radius, applied to premultiplied colour and alpha; large radii run on a
+   downscaled copy (kernel radius <= 6 px there) and are upsampled.
+5. Back-to-front "over" compositing: a blurred background can never bleed over a sharp
+   foreground (the foreground layer is composited after it with alpha 1), while a blurred
+   foreground spreads over whatever lies behind it.
+6. Tiles with a margin as wide as the largest blur plus the fill band bound the memory
+   (a few tile-sized buffers, independent of the image size).
+
+Layers with radius < 0.5 px are not filtered at all, so in-focus pixels come back
+unchanged (up to float rounding of the sRGB round trip), and an all-zero CoC returns
+the input array exactly.
+"""
+from __future__ import annotations
+
+import math
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+import cv2
+import numpy as np
+
+from ..image import linear_to_srgb, srgb_to_linear
+
+MAX_COARSE_RADIUS = 6.0  # kernel radius (px) above which a layer is blurred on a downscaled copy
+BLOCK = 16  # block size of the per-tile depth/radius statistics used to skip and crop layers
+
+
+@dataclass(frozen=True)
+class Aperture:
+    """Aperture shape: ``blades`` = 0 for a disc, else a regular polygon with that many blades."""
+
+    blades: int = 0
+    rotation_deg: float = 0.0
+    softness: float = 1.0  # width of the kernel's edge ramp, px (at the scale it is applied)
+
+    def describe(self) -> str:
+        return "disc" if self.blades < 3 else f"{self.blades}-blade polygon (rotated {self.rotation_deg:g} deg)"
+
+
+@dataclass
+class RenderOptions:
+    aperture: Aperture = field(default_factory=Aperture)
+    highlight_gain: float = 3.0  # linear value 1.0 becomes this before blurring (1 = off)
+    highlight_threshold: float = 0.75  # linear level above which the boost starts
+    tile: int = 1024  # tile size in px (images up to 1.5 tiles on a side run in one piece)
+    rel_step: float = 0.2  # max relative radius change between neighbouring layers
+    abs_step: float = 1.0  # ... or this many px, whichever is larger
+    min_bins: int = 6  # at least this many depth layers over the disparity range (occlusion order)
+    max_bins: int = 64
+    threads: int = 0  # tile threads (0 = all cores)
+
+
+@dataclass
+class RenderResult:
+    image: np.ndarray  # float32 HxWx3 [0,1], same encoding as the input
+    bins: int  # depth layers
+    layers_rendered: int  # (tile, layer, radius level) convolutions actually run
+    max_coc_px: float
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"bins": self.bins, "layers_rendered": self.layers_rendered, "max_coc_px": round(self.max_coc_px, 2),
+                "timings": {k: round(v, 4) for k, v in self.timings.items()}}
+
+
+# --- kernels ------------------------------------------------------------------------------
+@lru_cache(maxsize=512)
+def _kernel_cached(r_key: int, blades: int, rot_key: int, soft_key: int) -> np.ndarray:
+    radius, rot, soft = r_key / 64.0, rot_key / 64.0, max(soft_key / 64.0, 1e-3)
+    R = int(math.ceil(radius + soft / 2 + 0.5))
+    y, x = np.mgrid[-R:R + 1, -R:R + 1].astype(np.float32)
+    dist = np.hypot(x, y)
+    if blades >= 3:
+        sector = 2 * math.pi / blades
+        theta = np.arctan2(y, x) - math.radians(rot)
+        phi = np.mod(theta, sector) - sector / 2
+        # regular polygon with the same area as the disc of ``radius``
+        circ = radius * math.sqrt(math.pi / (blades * math.sin(sector / 2) * math.cos(sector / 2)))
+        rho = circ * math.cos(math.pi / blades) / np.cos(phi)
+    else:
+        rho = np.float32(radius)
+    k = np.clip((rho - dist) / soft + 0.5, 0.0, 1.0).astype(np.float32)
+    s = float(k.sum())
+    if s <= 0:
+        k[R, R] = 1.0
+        s = 1.0
+    k /= s
+    k.setflags(write=False)
+    return k
+
+
+def aperture_kernel(radius: float, aperture: Aperture = Aperture()) -> np.ndarray:
+    """Normalised scatter kernel of a disc (or polygon) of ``radius`` px with a soft edge."""
+    if radius < 0.5:
+        return np.ones((1, 1), np.float32)
+    return _kernel_cached(int(round(radius * 64)), int(aperture.blades), int(round(aperture.rotation_deg * 64)),
+                          int(round(aperture.softness * 64)))
+
+
+def blur_premultiplied(P: np.ndarray, radius: float, aperture: Aperture = Aperture(),
+                       border: int = cv2.BORDER_REFLECT) -> np.ndarray:
+    """Convolve premultiplied colour + alpha (HxWxC) with the aperture kernel of ``radius`` px.
+
+    Radii above ``MAX_COARSE_RADIUS`` run on a copy downscaled by a power of two (area
+    average), so the cost stays about constant per pixel for any radius.
+    """
+    if radius < 0.5:
+        return P
+    f = 1
+    while radius / f > MAX_COARSE_RADIUS and f < 32:
+        f *= 2
+    h, w = P.shape[:2]
+    if f > 1 and min(h, w) // f >= 4:
+        hs, ws = max(1, round(h / f)), max(1, round(w / f))
+        small = cv2.resize(P, (ws, hs), interpolation=cv2.INTER_AREA)
+        fx = w / ws
+        small = cv2.filter2D(small, -1, aperture_kernel(radius / fx, aperture), borderType=border)
+        out = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+        return out.reshape(P.shape)
+    return cv2.filter2D(P, -1, aperture_kernel(radius, aperture), borderType=border).reshape(P.shape)
+
+
+# --- highlights ---------------------------------------------------------------------------
+def boost_highlights(lin: np.ndarray, gain: float, t: float) -> np.ndarray:
+    """v -> v + (gain-1) * ((v - t)/(1 - t))^2 above t: smooth, monotone, 1 -> gain."""
+    if gain <= 1.0:
+        return lin
+    u = np.clip((lin - t) / (1 - t), 0, None)
+    return (lin + (gain - 1) * u * u).astype(np.float32)
+
+
+def unboost_highlights(y: np.ndarray, gain: float, t: float) -> np.ndarray:
+    """Exact inverse of ``boost_highlights`` (values above ``gain`` clip to 1)."""
+    if gain <= 1.0:
+        return y
+    g1 = gain - 1
+    yt = np.clip(y - t, 0, None)
+    u = (-(1 - t) + np.sqrt((1 - t) ** 2 + 4 * g1 * yt)) / (2 * g1)
+    return np.where(y > t, t + (1 - t) * u, y).astype(np.float32)
+
+
+# --- occlusion filling --------------------------------------------------------------------
+def pull_push(C: np.ndarray, A: np.ndarray) -> np.ndarray:
+    """Fill colour everywhere from premultiplied ``C`` (HxWx3) and weights ``A`` (HxW).
+
+    Pull: area-average colour and weight down a pyramid; push: where a level's weight is
+    low, take the upsampled coarser estimate. A classic scattered-data interpolation
+    (Gortler et al. 1996) that extends a layer's colours into the area it does not cover.
+    """
+    levels = []
+    c, a = C, A
+    while min(a.shape[:2]) > 2:
+        levels.append((c, a))
+        h, w = a.shape[:2]
+        c = cv2.resize(c, ((w + 1) // 2, (h + 1) // 2), interpolation=cv2.INTER_AREA)
+        a = cv2.resize(a, ((w + 1) // 2, (h + 1) // 2), interpolation=cv2.INTER_AREA)
+    tot = float(a.sum())
+    mean = (c.reshape(-1, 3).sum(0) / tot) if tot > 1e-8 else np.zeros(3, np.float32)
+    col = np.where(a[..., None] > 1e-6, c / np.maximum(a, 1e-6)[..., None], mean).astype(np.float32)
+    for c, a in reversed(levels):
+        h, w = a.shape[:2]
+        up = cv2.resize(col, (w, h), interpolation=cv2.INTER_LINEAR)
+        own = c / np.maximum(a, 1e-6)[..., None]
+        t = np.clip(a * 4.0, 0, 1)[..., None]
+        col = (t * own + (1 - t) * up).astype(np.float32)
+    return col
+
+
+# --- layer planning -----------------------------------------------------------------------
+def plan_bins(disparity: np.ndarray, radius: np.ndarray, opts: RenderOptions,
+              focus: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Bin centres (ascending disparity) and each bin's typical radius.
+
+    Centres are placed so the mean radius changes by at most max(abs_step, rel_step * r)
+    between neighbours, with at least ``min_bins`` over the range (occlusion order) and
+    a centre at ``focus`` (the kink of |d - d_focus|) when given.
+    """
+    d = disparity.ravel()
+    r = radius.ravel()
+    step = max(1, d.size // 400_000)
+    d, r = d[::step], r[::step]
+    lo, hi = float(d.min()), float(d.max())
+    if hi - lo < 1e-9:
+        return np.array([lo], np.float32), np.array([float(np.median(r))], np.float32)
+    G = 1024
+    idx = np.clip(((d - lo) / (hi - lo) * (G - 1)).round().astype(np.int64), 0, G - 1)
+    cnt = np.bincount(idx, minlength=G)
+    rsum = np.bincount(idx, weights=r, minlength=G)
+    filled = cnt > 0
+    grid = np.linspace(lo, hi, G)
+    rm = np.interp(grid, grid[filled], rsum[filled] / cnt[filled])
+    max_dd = (hi - lo) / max(opts.min_bins - 1, 1)
+    fixed = [lo, hi] + ([float(focus)] if focus is not None and lo < focus < hi else [])
+    centres = [lo]
+    i0 = 0
+    for i in range(1, G):
+        tol = max(opts.abs_step, opts.rel_step * min(rm[i], rm[i0]))
+        crossed = any(grid[i0] < f <= grid[i] for f in fixed[2:])
+        if crossed or abs(rm[i] - rm[i0]) > tol or grid[i] - grid[i0] > max_dd:
+            j = i if crossed or i - 1 == i0 else i - 1
+            if crossed:
+                centres.append(float(focus))  # type: ignore[arg-type]
+            else:
+                centres.append(float(grid[j]))
+            i0 = j
+    centres.append(hi)
+    c = np.unique(np.asarray(centres, np.float64))
+    if c.size > opts.max_bins:
+        keep = np.interp(np.linspace(0, c.size - 1, opts.max_bins), np.arange(c.size), c)
+        c = np.unique(np.concatenate([keep, [f for f in fixed[2:]]]))
+    # each centre's radius: mean radius of the samples nearest to it
+    rb = np.interp(c, grid, rm)
+    return c.astype(np.float32), rb.astype(np.float32)
+
+
+def radius_levels(rmax: float) -> np.ndarray:
+    """Radius levels for splitting a layer whose pixels have different radii (tilt, mask)."""
+    lv = [0.0, 0.5]
+    while lv[-1] < rmax:
+        lv.append(max(lv[-1] + 1.0, lv[-1] * 1.2))
+    return np.asarray(lv, np.float32)
+
+
+# --- the renderer -------------------------------------------------------------------------
+def _tent(d: np.ndarray, c: np.ndarray, b: int) -> np.ndarray:
+    """Far-side rising tent of bin ``b`` and 1 on its near side (cumulative alpha)."""
+    if b == 0:
+        return np.ones_like(d)
+    lo = c[b - 1]
+    return np.clip((d - lo) / max(c[b] - lo, 1e-12), 0.0, 1.0)
+
+
+def _render_tile(lin: np.ndarray, d: np.ndarray, r: np.ndarray, centres: np.ndarray, rbins: np.ndarray,
+                 opts: RenderOptions, levels: np.ndarray) -> tuple[np.ndarray, int]:
+    h, w = d.shape
+    nb = centres.size
+    out = np.zeros((h, w, 4), np.float32)
+    # block statistics for skipping and cropping
+    bh, bw = -(-h // BLOCK), -(-w // BLOCK)
+    pad = ((0, bh * BLOCK - h), (0, bw * BLOCK - w))
+    dpad = np.pad(d, pad, mode="edge").reshape(bh, BLOCK, bw, BLOCK)
+    rpad = np.pad(r, pad, mode="edge").reshape(bh, BLOCK, bw, BLOCK)
+    bdmin, bdmax = dpad.min(axis=(1, 3)), dpad.max(axis=(1, 3))
+    brmax = rpad.max(axis=(1, 3))
+    count = 0
+    for b in range(nb):
+        c_lo = centres[b - 1] if b > 0 else -np.inf
+        c_hi = centres[b + 1] if b + 1 < nb else np.inf
+        own_blocks = (bdmax > c_lo) & (bdmin < c_hi) if b > 0 else (bdmin < c_hi)
+        if not own_blocks.any():
+            continue
+        # largest blur among pixels nearer than this layer: how far it can reveal what is behind
+        nearer = bdmax > c_hi
+        r_front = float(brmax[nearer].max()) if nearer.any() else 0.0
+        r_own = float(brmax[own_blocks].max())
+        band = r_front + r_own + 2.0
+        ys, xs = np.nonzero(own_blocks)
+        m = int(math.ceil(band + r_own)) + 2
+        y0, y1 = max(0, ys.min() * BLOCK - m), min(h, (ys.max() + 1) * BLOCK + m)
+        x0, x1 = max(0, xs.min() * BLOCK - m), min(w, (xs.max() + 1) * BLOCK + m)
+        dd, rr, ll = d[y0:y1, x0:x1], r[y0:y1, x0:x1], lin[y0:y1, x0:x1]
+        alpha = _tent(dd, centres, b)  # far-side tent, 1 on the near side
+        own = (dd < c_hi) & (alpha > 0)  # the layer's own pixels (tent support)
+        if not own.any():
+            continue
+        fill_zone = dd >= c_hi
+        colour = ll
+        if fill_zone.any():
+            dist = cv2.distanceTransform((~own).astype(np.uint8), cv2.DIST_L2, 3)
+            fill = fill_zone & (dist <= band)
+            alpha = np.where(fill_zone & ~fill, 0.0, alpha).astype(np.float32)
+            if fill.any():
+                wt = np.where(own, np.where(dd <= centres[b], alpha, _near_tent(dd, centres, b)), 0).astype(np.float32)
+                colour = np.where(fill[..., None], _fill_colour(ll, wt), ll)
+        act = alpha > 0
+        if not act.any():
+            continue
+        # One radius for the whole layer when the pixels' radii follow the layer plan
+        # (plain refocus); otherwise split them over radius levels (tilt, mask, maps).
+        r_b = float(rbins[b])
+        dev = np.abs(rr - np.interp(dd, centres, rbins))[own]
+        acc = None
+        if dev.size == 0 or float(dev.max()) <= max(opts.abs_step, opts.rel_step * r_b):
+            P = np.empty(dd.shape + (4,), np.float32)
+            np.multiply(colour, alpha[..., None], out=P[..., :3])
+            P[..., 3] = alpha
+            acc = blur_premultiplied(P, r_b, opts.aperture)
+            count += 1
+        else:
+            rad = np.where(own, rr, r_b).astype(np.float32)
+            pos = np.interp(rad, levels, np.arange(levels.size, dtype=np.float32))
+            k0 = np.floor(pos).astype(np.int32)
+            fr = (pos - k0).astype(np.float32)
+            for k in range(int(k0[act].min()), int(min(k0[act].max() + 1, levels.size - 1)) + 1):
+                wk = np.where(k0 == k, 1 - fr, 0) + np.where(k0 == k - 1, fr, 0)
+                wk = (wk * alpha).astype(np.float32)
+                if not (wk > 0).any():
+                    continue
+                P = np.empty(dd.shape + (4,), np.float32)
+                np.multiply(colour, wk[..., None], out=P[..., :3])
+                P[..., 3] = wk
+                Bk = blur_premultiplied(P, float(levels[k]), opts.aperture)
+                acc = Bk if acc is None else acc + Bk
+                count += 1
+        if acc is None:
+            continue
+        o = out[y0:y1, x0:x1]
+        o *= (1.0 - acc[..., 3:4])
+        o += acc
+    return out, count
+
+
+def _near_tent(d: np.ndarray, c: np.ndarray, b: int) -> np.ndarray:
+    """Falling tent on the near side of bin ``b`` (the pixel's own share of this layer)."""
+    if b + 1 >= c.size:
+        return np.ones_like(d)
+    return np.clip((c[b + 1] - d) / max(c[b + 1] - c[b], 1e-12), 0.0, 1.0)
+
+
+def _fill_colour(lin: np.ndarray, wt: np.ndarray, scale: int = 4) -> np.ndarray:
+    """Pull-push extrapolation of a layer's colours, computed at 1/``scale`` and upsampled."""
+    h, w = wt.shape
+    hs, ws = max(1, round(h / scale)), max(1, round(w / scale))
+    C = cv2.resize(lin * wt[..., None], (ws, hs), interpolation=cv2.INTER_AREA).reshape(hs, ws, 3)
+    A = cv2.resize(wt, (ws, hs), interpolation=cv2.INTER_AREA).reshape(hs, ws)
+    col = pull_push(C, A)
+    return cv2.resize(col, (w, h), interpolation=cv2.INTER_LINEAR).reshape(h, w, 3)
+
+
+def render_defocus(image: np.ndarray, disparity: np.ndarray, coc: np.ndarray, *, linear: bool = False,
+                   focus: float | None = None, options: RenderOptions | None = None) -> RenderResult:
+    """Render lens blur: ``coc`` is the CoC diameter in px per pixel (0 = sharp).
+
+    ``image``: float32 HxWx3 in [0, 1], display-encoded (sRGB) unless ``linear``;
+    ``disparity``: HxW, larger = nearer (decides occlusion order only); ``focus``: the
+    focus disparity, if the CoC is |d - focus| shaped (a layer is centred there). Returns
+    the image in the input's encoding.
+    """
+    opts = options or RenderOptions()
+    T: dict[str, float] = {}
+    t0 = time.perf_counter()
+    img = np.asarray(image, np.float32)
+    h, w = img.shape[:2]
+    d = np.asarray(disparity, np.float32)
+    c = np.asarray(coc, np.float32)
+    if d.shape != (h, w) or c.shape != (h, w):
+        raise ValueError(f"disparity {d.shape} and coc {c.shape} must match the image {(h, w)}")
+    if not np.isfinite(d).all() or not np.isfinite(c).all():
+        raise ValueError("disparity and coc must be finite")
+    r = np.clip(c, 0, None) * 0.5
+    cmax = float(c.max()) if c.size else 0.0
+    if cmax < 1.0:  # every radius < 0.5 px: nothing to blur
+        return RenderResult(img.copy(), 0, 0, cmax, {"total": time.perf_counter() - t0})
+    lin = img if linear else srgb_to_linear(img)
+    lin = boost_highlights(lin, opts.highlight_gain, opts.highlight_threshold)
+    T["prepare"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    centres, rbins = plan_bins(d, r, opts, focus)
+    levels = radius_levels(float(r.max()))
+    T["plan"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    margin = int(math.ceil(2 * float(r.max()) * 1.0 + float(r.max()) + 8))
+    margin = -(-margin // 32) * 32
+    tile = opts.tile
+    if max(h, w) <= 1.5 * tile:
+        tiles = [(0, h, 0, w)]
+    else:
+        tiles = [(y, min(h, y + tile), x, min(w, x + tile)) for y in range(0, h, tile) for x in range(0, w, tile)]
+    out = np.empty((h, w, 3), np.float32)
+    counts = []
+
+    def job(t: tuple[int, int, int, int]) -> None:
+        y0, y1, x0, x1 = t
+        Y0, Y1, X0, X1 = max(0, y0 - margin), min(h, y1 + margin), max(0, x0 - margin), min(w, x1 + margin)
+        acc, n = _render_tile(lin[Y0:Y1, X0:X1], d[Y0:Y1, X0:X1], r[Y0:Y1, X0:X1], centres, rbins, opts,
+                              levels)
+        acc = acc[y0 - Y0:y1 - Y0, x0 - X0:x1 - X0]
+        a = acc[..., 3:4]
+        res = np.where(a > 1e-4, acc[..., :3] / np.maximum(a, 1e-4), lin[y0:y1, x0:x1])
+        out[y0:y1, x0:x1] = res
+        counts.append(n)
+
+    nthreads = opts.threads or (os.cpu_count() or 1)
+    if len(tiles) > 1 and nthreads > 1:
+        with ThreadPoolExecutor(min(nthreads, len(tiles))) as ex:
+            list(ex.map(job, tiles))
+    else:
+        for t in tiles:
+            job(t)
+    T["layers"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    res = unboost_highlights(out, opts.highlight_gain, opts.highlight_threshold)
+    res = np.clip(res, 0.0, 1.0)
+    if not linear:
+        res = linear_to_srgb(res)
+    T["finish"] = time.perf_counter() - t0
+    T["total"] = sum(T.values())
+    return RenderResult(res.astype(np.float32), int(centres.size), int(sum(counts)), cmax, T)
