@@ -58,8 +58,9 @@ def _is_sequence(frames: Any) -> bool:
 
 def stack_frames(frames: Sequence[np.ndarray | None] | Iterable[np.ndarray | None], *, align: bool = True,
                  motion: str = "affine", reference: int | None = None, prefer: str = "none",
-                 near: str = "first", linear: bool = False, power: float = 6.0, base_power: float = 1.0,
-                 halo: bool = True, levels: int | None = None,
+                 near: str = "first", linear: bool = False, power: float = 3.0, base_power: float = 1.0,
+                 halo: bool = False, levels: int | None = None, halo_level: int = 3, halo_radius: int = 2,
+                 cross_scale: float = 0.0, depth_level: int = 2,
                  on_frame: Callable[[int, int], None] | None = None) -> StackResult:
     """Focus-stack a bracket into one all-in-focus image, a depth map and a coverage report.
 
@@ -70,7 +71,12 @@ def stack_frames(frames: Sequence[np.ndarray | None] | Iterable[np.ndarray | Non
     near: which end of the bracket is near ("first" or "last"), for ``prefer`` and depth.
     linear: the pixels are linear light (RAW); the focus measure then works on encoded luminance.
     power: selection sharpness (weight = energy**power); base_power: the same for the base band.
-    halo: max-filter coarse-level scores so the frame sharp at an edge wins around it.
+    halo: max-filter the scores from ``halo_level`` up over ``halo_radius`` px, so the frame sharp
+      at an edge also wins the coarse bands around it (off by default: on aif synth brackets it
+      raised the halo-band error, see docs/STACK.md).
+    cross_scale: add this fraction of each coarser level's score to the finer one (sub-band
+      consistency; 0 = off, measured neutral to worse).
+    depth_level: pyramid level of the focus energy used for the depth map (2 = quarter size).
     Memory: a fixed number of full-resolution buffers, independent of the number of frames.
     """
     if prefer not in PREFER:
@@ -88,8 +94,8 @@ def stack_frames(frames: Sequence[np.ndarray | None] | Iterable[np.ndarray | Non
             stream = ((i, frames[i], alignment.transforms[i], alignment.gains[i]) for i in alignment.good)  # type: ignore[index]
         else:
             stream = ((i, frames[i], None, None) for i in range(n))  # type: ignore[index]
-        return _fuse(stream, n, alignment, prefer, near, linear, power, base_power, halo, levels,
-                     on_frame, timings, t0)
+        return _fuse(stream, n, alignment, prefer, near, linear, power, base_power,
+                     (halo_level, halo_radius) if halo else None, levels, on_frame, timings, t0, cross_scale, depth_level)
     # one-shot iterator: register on the fly against the first good frame
     regs: list[FrameRegistration] = []
     registrar = NeighbourRegistrar(motion=motion) if align else None
@@ -112,8 +118,8 @@ def stack_frames(frames: Sequence[np.ndarray | None] | Iterable[np.ndarray | Non
                 T[i], G[i] = T[r.neighbour] @ r.to_prev, G[r.neighbour] * r.gain
             yield i, rgb, T[i], G[i]
 
-    res = _fuse(online(), None, None, prefer, near, linear, power, base_power, halo, levels,
-                on_frame, timings, t0)
+    res = _fuse(online(), None, None, prefer, near, linear, power, base_power,
+                (halo_level, halo_radius) if halo else None, levels, on_frame, timings, t0, cross_scale, depth_level)
     size = registrar.size if registrar else (res.image.shape[:2])
     alignment = chain(regs, size, res.frames_used[0] if res.frames_used else None, motion,
                       (registrar.scale if registrar else 1.0) or 1.0)
@@ -125,8 +131,9 @@ def stack_frames(frames: Sequence[np.ndarray | None] | Iterable[np.ndarray | Non
 
 def _fuse(stream: Iterable[tuple[int, np.ndarray | None, np.ndarray | None, np.ndarray | None]], n: int | None,
           alignment: BurstAlignment | None, prefer: str, near: str, linear: bool, power: float,
-          base_power: float, halo: bool, levels: int | None,
-          on_frame: Callable[[int, int], None] | None, timings: dict[str, float], t0: float) -> StackResult:
+          base_power: float, halo: tuple[int, int] | None, levels: int | None,
+          on_frame: Callable[[int, int], None] | None, timings: dict[str, float], t0: float,
+          cross_scale: float = 0.0, depth_level: int = 1) -> StackResult:
     merger: StreamingMerger | None = None
     tracker = DepthTracker()
     used: list[int] = []
@@ -141,7 +148,8 @@ def _fuse(stream: Iterable[tuple[int, np.ndarray | None, np.ndarray | None, np.n
             shape = rgb.shape[:2]
             nl = levels if levels is not None else max_levels(shape)
             merger = StreamingMerger(shape, nl, power=power, base_power=base_power,
-                                     halo_from=3 if halo else None)
+                                     halo_from=halo[0] if halo else None, halo_radius=halo[1] if halo else 1,
+                                     cross_scale=cross_scale)
         elif rgb.shape[:2] != shape:
             failed.setdefault(i, f"size {rgb.shape[1]}x{rgb.shape[0]} differs from the bracket's {shape[1]}x{shape[0]}")
             continue
@@ -167,7 +175,7 @@ def _fuse(stream: Iterable[tuple[int, np.ndarray | None, np.ndarray | None, np.n
         scores = merger.scores_from_pyramid(gp, vp, bias)
         merger.add(warped, scores)
         del y
-        dl = min(1, merger.levels)
+        dl = min(depth_level, merger.levels)
         tracker.add(gp[dl], i, vp[dl] if vp is not None else None, floor)
         used.append(i)
         if on_frame:

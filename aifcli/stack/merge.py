@@ -17,6 +17,8 @@ energy becomes a glow. At coarse levels (``halo_from`` and up) the score is max-
 over a neighbourhood, so the frame that is sharp *at the edge* also supplies the coarse
 bands in a band around it (its background there is blurred, but the low frequencies of
 a blurred background equal those of the sharp one). Fine levels keep the local choice.
+Measured on aif synth brackets this did *not* lower the halo-band error (docs/STACK.md),
+so callers leave it off by default; it stays available for high-contrast subjects.
 
 ``prefer``: a bias added to the score per frame (``prefer near`` gives nearer frames a
 larger score, for see-through subjects such as hair, nets and foliage).
@@ -33,7 +35,7 @@ _NEG = np.float32(-1e4)
 
 class StreamingMerger:
     def __init__(self, shape: tuple[int, int], levels: int, *, power: float = 6.0, base_power: float = 1.0,
-                 halo_from: int | None = 3, halo_radius: int = 2, eps: float = 1e-7):
+                 halo_from: int | None = 3, halo_radius: int = 2, eps: float = 1e-7, cross_scale: float = 0.0):
         self.shape = shape
         self.levels = levels
         self.power = float(power)
@@ -41,6 +43,7 @@ class StreamingMerger:
         self.halo_from = halo_from
         self.halo_kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * halo_radius + 1, 2 * halo_radius + 1))
         self.eps = eps
+        self.cross_scale = float(cross_scale)
         self.acc: list[np.ndarray] | None = None
         self.wsum: list[np.ndarray] = []
         self.wmax: list[np.ndarray] = []
@@ -61,9 +64,16 @@ class StreamingMerger:
             s = cv2.log(cv2.add(e, self.eps))
             if bias:
                 s = cv2.add(s, bias)
-            if vp is not None:
-                s[vp[lv] < 0.99] = _NEG
             out.append(s)
+        if self.cross_scale:
+            # consistency across sub-bands: each level's score also carries the coarser
+            # level's (coarse to fine), so a fine band follows the choice made around it
+            for lv in range(len(out) - 2, -1, -1):
+                up = cv2.pyrUp(out[lv + 1], dstsize=(out[lv].shape[1], out[lv].shape[0]))
+                out[lv] = cv2.addWeighted(out[lv], 1.0, up, self.cross_scale, 0.0)
+        if vp is not None:
+            for lv, s in enumerate(out):
+                s[vp[lv] < 0.99] = _NEG
         return out
 
     def add(self, rgb: np.ndarray, scores: list[np.ndarray]) -> None:
