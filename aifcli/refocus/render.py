@@ -164,6 +164,48 @@ def unboost_highlights(y: np.ndarray, gain: float, t: float) -> np.ndarray:
     return np.where(y > t, t + (1 - t) * u, y).astype(np.float32)
 
 
+# Per-pixel curves with in-place NumPy ops and cv2.pow (SIMD): the sRGB curve is applied
+# once each way, the highlight curve only to the few pixels above its threshold.
+def _srgb_decode(x: np.ndarray) -> np.ndarray:
+    a = x * np.float32(1 / 1.055)
+    a += np.float32(0.055 / 1.055)
+    np.maximum(a, 0, out=a)
+    a = cv2.pow(a, 2.4)
+    low = x <= 0.04045
+    np.copyto(a, x * np.float32(1 / 12.92), where=low)
+    return a
+
+
+def _srgb_encode(v: np.ndarray) -> np.ndarray:
+    np.clip(v, 0.0, 1.0, out=v)
+    a = cv2.pow(v, 1 / 2.4)
+    a *= np.float32(1.055)
+    a -= np.float32(0.055)
+    low = v <= 0.0031308
+    np.copyto(a, v * np.float32(12.92), where=low)
+    return a
+
+
+def _to_render_space(img: np.ndarray, linear: bool, gain: float, t: float) -> np.ndarray:
+    lin = np.clip(img, 0.0, 1.0) if linear else _srgb_decode(np.clip(img, 0.0, 1.0))
+    if gain > 1.0:
+        hot = lin > t
+        if hot.any():
+            lin[hot] = boost_highlights(lin[hot], gain, t)
+    return lin.astype(np.float32, copy=False)
+
+
+def _from_render_space(y: np.ndarray, linear: bool, gain: float, t: float) -> np.ndarray:
+    v = y.astype(np.float32, copy=True)
+    if gain > 1.0:
+        hot = v > t
+        if hot.any():
+            v[hot] = unboost_highlights(v[hot], gain, t)
+    if linear:
+        return np.clip(v, 0.0, 1.0)
+    return _srgb_encode(v)
+
+
 # --- occlusion filling --------------------------------------------------------------------
 def pull_push(C: np.ndarray, A: np.ndarray) -> np.ndarray:
     """Fill colour everywhere from premultiplied ``C`` (HxWx3) and weights ``A`` (HxW).
@@ -256,7 +298,7 @@ def _tent(d: np.ndarray, c: np.ndarray, b: int) -> np.ndarray:
 
 
 def _render_tile(lin: np.ndarray, d: np.ndarray, r: np.ndarray, centres: np.ndarray, rbins: np.ndarray,
-                 opts: RenderOptions, levels: np.ndarray) -> tuple[np.ndarray, int]:
+                 opts: RenderOptions, levels: np.ndarray, plain: bool = False) -> tuple[np.ndarray, int]:
     h, w = d.shape
     nb = centres.size
     out = np.zeros((h, w, 4), np.float32)
@@ -285,46 +327,47 @@ def _render_tile(lin: np.ndarray, d: np.ndarray, r: np.ndarray, centres: np.ndar
         x0, x1 = max(0, xs.min() * BLOCK - m), min(w, (xs.max() + 1) * BLOCK + m)
         dd, rr, ll = d[y0:y1, x0:x1], r[y0:y1, x0:x1], lin[y0:y1, x0:x1]
         alpha = _tent(dd, centres, b)  # far-side tent, 1 on the near side
-        own = (dd < c_hi) & (alpha > 0)  # the layer's own pixels (tent support)
+        own = (dd < c_hi) & (alpha > 0) if b + 1 < nb else alpha > 0  # the layer's own pixels
         if not own.any():
             continue
-        fill_zone = dd >= c_hi
-        colour = ll
-        if fill_zone.any():
-            dist = cv2.distanceTransform((~own).astype(np.uint8), cv2.DIST_L2, 3)
+        P = np.empty(dd.shape + (4,), np.float32)
+        fill = None
+        if b + 1 < nb and bool((bdmax[max(0, y0 // BLOCK):-(-y1 // BLOCK), max(0, x0 // BLOCK):-(-x1 // BLOCK)]
+                                 >= c_hi).any()):
+            fill_zone = dd >= c_hi
+            dist = cv2.distanceTransform((~own).view(np.uint8), cv2.DIST_L2, 3)
             fill = fill_zone & (dist <= band)
-            alpha = np.where(fill_zone & ~fill, 0.0, alpha).astype(np.float32)
-            if fill.any():
-                wt = np.where(own, np.where(dd <= centres[b], alpha, _near_tent(dd, centres, b)), 0).astype(np.float32)
-                colour = np.where(fill[..., None], _fill_colour(ll, wt), ll)
-        act = alpha > 0
-        if not act.any():
-            continue
+            alpha[fill_zone & ~fill] = 0.0
+            if not fill.any():
+                fill = None
+        np.multiply(ll, alpha[..., None], out=P[..., :3])
+        P[..., 3] = alpha
+        if fill is not None:
+            wt = np.where(own, np.minimum(alpha, _near_tent(dd, centres, b)), 0).astype(np.float32)
+            P[fill, :3] = _fill_colour(ll, wt)[fill]
         # One radius for the whole layer when the pixels' radii follow the layer plan
         # (plain refocus); otherwise split them over radius levels (tilt, mask, maps).
         r_b = float(rbins[b])
-        dev = np.abs(rr - np.interp(dd, centres, rbins))[own]
+        single = plain
+        if not single:
+            dev = np.abs(rr[own] - np.interp(dd[own], centres, rbins))
+            single = dev.size == 0 or float(dev.max()) <= max(opts.abs_step, opts.rel_step * r_b)
         acc = None
-        if dev.size == 0 or float(dev.max()) <= max(opts.abs_step, opts.rel_step * r_b):
-            P = np.empty(dd.shape + (4,), np.float32)
-            np.multiply(colour, alpha[..., None], out=P[..., :3])
-            P[..., 3] = alpha
+        if single:
             acc = blur_premultiplied(P, r_b, opts.aperture)
             count += 1
         else:
+            act = alpha > 0
             rad = np.where(own, rr, r_b).astype(np.float32)
             pos = np.interp(rad, levels, np.arange(levels.size, dtype=np.float32))
             k0 = np.floor(pos).astype(np.int32)
             fr = (pos - k0).astype(np.float32)
             for k in range(int(k0[act].min()), int(min(k0[act].max() + 1, levels.size - 1)) + 1):
                 wk = np.where(k0 == k, 1 - fr, 0) + np.where(k0 == k - 1, fr, 0)
-                wk = (wk * alpha).astype(np.float32)
-                if not (wk > 0).any():
+                wk = wk.astype(np.float32)
+                if not (wk[act] > 0).any():
                     continue
-                P = np.empty(dd.shape + (4,), np.float32)
-                np.multiply(colour, wk[..., None], out=P[..., :3])
-                P[..., 3] = wk
-                Bk = blur_premultiplied(P, float(levels[k]), opts.aperture)
+                Bk = blur_premultiplied(P * wk[..., None], float(levels[k]), opts.aperture)
                 acc = Bk if acc is None else acc + Bk
                 count += 1
         if acc is None:
@@ -376,11 +419,11 @@ def render_defocus(image: np.ndarray, disparity: np.ndarray, coc: np.ndarray, *,
     cmax = float(c.max()) if c.size else 0.0
     if cmax < 1.0:  # every radius < 0.5 px: nothing to blur
         return RenderResult(img.copy(), 0, 0, cmax, {"total": time.perf_counter() - t0})
-    lin = img if linear else srgb_to_linear(img)
-    lin = boost_highlights(lin, opts.highlight_gain, opts.highlight_threshold)
+    lin = _to_render_space(img, linear, opts.highlight_gain, opts.highlight_threshold)
     T["prepare"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     centres, rbins = plan_bins(d, r, opts, focus)
+    plain = focus is not None  # the caller says coc = k |d - focus|: one radius per layer
     levels = radius_levels(float(r.max()))
     T["plan"] = time.perf_counter() - t0
     t0 = time.perf_counter()
@@ -398,7 +441,7 @@ def render_defocus(image: np.ndarray, disparity: np.ndarray, coc: np.ndarray, *,
         y0, y1, x0, x1 = t
         Y0, Y1, X0, X1 = max(0, y0 - margin), min(h, y1 + margin), max(0, x0 - margin), min(w, x1 + margin)
         acc, n = _render_tile(lin[Y0:Y1, X0:X1], d[Y0:Y1, X0:X1], r[Y0:Y1, X0:X1], centres, rbins, opts,
-                              levels)
+                              levels, plain)
         acc = acc[y0 - Y0:y1 - Y0, x0 - X0:x1 - X0]
         a = acc[..., 3:4]
         res = np.where(a > 1e-4, acc[..., :3] / np.maximum(a, 1e-4), lin[y0:y1, x0:x1])
@@ -414,10 +457,7 @@ def render_defocus(image: np.ndarray, disparity: np.ndarray, coc: np.ndarray, *,
             job(t)
     T["layers"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    res = unboost_highlights(out, opts.highlight_gain, opts.highlight_threshold)
-    res = np.clip(res, 0.0, 1.0)
-    if not linear:
-        res = linear_to_srgb(res)
+    res = _from_render_space(out, linear, opts.highlight_gain, opts.highlight_threshold)
     T["finish"] = time.perf_counter() - t0
     T["total"] = sum(T.values())
     return RenderResult(res.astype(np.float32), int(centres.size), int(sum(counts)), cmax, T)
