@@ -143,6 +143,17 @@ def table(rows: list[dict], with_lpips: bool) -> str:
 
 
 # --- speed ------------------------------------------------------------------------------------
+def _peak_rss_mb() -> float:
+    """VmHWM of this process (ru_maxrss would carry the parent's high-water mark across exec)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
 def speed_child(main_path: str, uw_path: str, out_dir: str) -> dict:
     from aifcli.align.pair_io import align_files, load_pair
     from aifcli.io import write_image
@@ -162,7 +173,7 @@ def speed_child(main_path: str, uw_path: str, out_dir: str) -> dict:
     t["encode"] = time.perf_counter() - t0
     t["total"] = t["decode"] + t["align"] + sum(r.timings[k] for k in ("warp", "color", "masks", "blend")) + t["encode"]
     t.update({f"align_{k}": v for k, v in al.timings.items()})
-    t["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    t["peak_rss_mb"] = _peak_rss_mb()
     return t
 
 
@@ -182,6 +193,7 @@ def run_speed(args: argparse.Namespace) -> dict:
         main_path, uw_path = str(tmp / "main_near.jpg"), str(tmp / "ultrawide.jpg")
         source = f"synthetic {ps.main_near.shape[1]}x{ps.main_near.shape[0]} pair ({args.presets.split(',')[0]}), " \
                  f"rendered in {time.perf_counter() - t0:.1f} s"
+        del ps, files
     runs = []
     for i in range(args.runs):
         cp = subprocess.run([sys.executable, __file__, "--speed-child", main_path, uw_path, str(tmp)],

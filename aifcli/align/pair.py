@@ -51,6 +51,8 @@ class PairAlignment:
     residual_px: float = float("nan")  # median inlier reprojection error, main full-res px
     ratio: float = 1.0  # focal ratio used for the guess
     swapped_hint: bool = False  # the 'ultra-wide' turned out narrower than the main
+    used_prior: bool = False  # too few feature matches: H is the focal-ratio guess, flow did the rest
+    agreement: float = float("nan")  # band-pass correlation of main and warped ultra-wide (0..1)
     timings: dict[str, float] = field(default_factory=dict)
 
     # --- geometry ---------------------------------------------------------------------
@@ -123,7 +125,8 @@ class PairAlignment:
                 "confident_fraction": round(float(self.confidence.mean()), 4),
                 "infield_fraction": round(float(self.infield.mean()), 4),
                 "flow_median_px": round(float(np.median(np.linalg.norm(self.flow, axis=-1)) / self.work_scale), 3),
-                "swapped_hint": self.swapped_hint,
+                "swapped_hint": self.swapped_hint, "used_prior": self.used_prior,
+                "agreement": round(float(self.agreement), 4),
                 "timings": {k: round(v, 4) for k, v in self.timings.items()},
                 "convention": "H maps main full-res pixel centres (x, y, 1) to ultra-wide full-res pixel centres"}
 
@@ -215,8 +218,8 @@ def _match(d1: np.ndarray | None, d2: np.ndarray | None, ratio: float = 0.8) -> 
 # --- the stages ---------------------------------------------------------------------------
 def estimate_homography(main_s: np.ndarray, uw: np.ndarray, main_shape: tuple[int, int], a: float,
                         H0: np.ndarray, n_features: int = 3000, min_inliers: int = 20,
-                        uw_path: Any = None) -> tuple[np.ndarray, int, int, float, dict[str, float]]:
-    """Homography (main full px -> uw full px) from SIFT on the work grid.
+                        uw_path: Any = None, sift_width: int = 768) -> tuple[np.ndarray | None, int, int, float, dict[str, float]]:
+    """Homography (main full px -> uw full px) from SIFT on the work grid (None if too few agree).
 
     ``main_s`` is the main image already resized by ``a``. The ultra-wide is shrunk to the
     same pixel density and pre-warped by ``H0`` so that SIFT compares like with like.
@@ -235,15 +238,24 @@ def estimate_homography(main_s: np.ndarray, uw: np.ndarray, main_shape: tuple[in
                                 flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP)
     gm = _clahe(_gray8(main_s))
     gu = _clahe(_gray8(uw_p))
+    vmask = cv2.erode(valid, np.ones((5, 5), np.uint8))
+    k = min(1.0, sift_width / w)  # SIFT on an even smaller copy: its cost grows with the pixel count
+    if k < 1.0:
+        size = (round(w * k), round(h * k))
+        gm, gu = (cv2.resize(g, size, interpolation=cv2.INTER_AREA) for g in (gm, gu))
+        vmask = cv2.resize(vmask, size, interpolation=cv2.INTER_NEAREST)
+        k = size[0] / w
     t["prewarp"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     km, dm = _sift(gm, n_features)
-    ku, du = _sift(gu, n_features, cv2.erode(valid, np.ones((5, 5), np.uint8)))
+    ku, du = _sift(gu, n_features, vmask)
     t["sift"] = time.perf_counter() - t0
+    back = lambda pts: (pts + 0.5) / k - 0.5  # noqa: E731  (SIFT px -> work px)
     t0 = time.perf_counter()
     pairs = _match(dm, du)
     t["match"] = time.perf_counter() - t0
     G_used = G
+    back_u = back
     if len(pairs) < min_inliers * 2:
         # The focal-ratio guess may be off (unknown camera, cropped file): match against the
         # whole ultra-wide at a density guessed from sizes alone; SIFT is scale-invariant.
@@ -259,19 +271,18 @@ def estimate_homography(main_s: np.ndarray, uw: np.ndarray, main_shape: tuple[in
             b = uw_s2.shape[1] / uw.shape[1]
             G_used = np.eye(3)  # points are already in small-uw px
             G = None
+            back_u = lambda pts: pts  # noqa: E731
     n_match = len(pairs)
     if n_match < min_inliers:
-        raise InputError(f"cannot align the pair: only {n_match} feature matches between the images",
-                         uw_path, "check that both files show the same scene, shot at the same moment")
+        return None, n_match, 0, float("nan"), t
     t0 = time.perf_counter()
-    pm = np.float32([km[i].pt for i, _ in pairs]).reshape(-1, 1, 2)
-    pu = np.float32([ku[j].pt for _, j in pairs]).reshape(-1, 1, 2)
-    Hr, inl = cv2.findHomography(pm, pu, cv2.USAC_MAGSAC, 1.5, maxIters=5000, confidence=0.999)
+    pm = back(np.float32([km[i].pt for i, _ in pairs]).reshape(-1, 1, 2))
+    pu = back_u(np.float32([ku[j].pt for _, j in pairs]).reshape(-1, 1, 2))
+    Hr, inl = cv2.findHomography(pm, pu, cv2.USAC_MAGSAC, 1.5 / min(k, 1.0) ** 0.5, maxIters=5000, confidence=0.999)
     t["magsac"] = time.perf_counter() - t0
     n_inl = int(inl.sum()) if inl is not None else 0
     if Hr is None or n_inl < min_inliers:
-        raise InputError(f"cannot align the pair: only {n_inl} of {n_match} feature matches agree on one geometry",
-                         uw_path, "check that both files show the same scene, shot at the same moment")
+        return None, n_match, n_inl, float("nan"), t
     if G is not None:
         Hs = G_used @ Hr  # work main px -> small uw px
     else:
@@ -286,6 +297,13 @@ def estimate_homography(main_s: np.ndarray, uw: np.ndarray, main_shape: tuple[in
     return H, n_match, n_inl, res, t
 
 
+def _prep(img: np.ndarray) -> np.ndarray:
+    """CLAHE luminance (uint8); a 2-D uint8 input is taken as already prepared."""
+    if img.ndim == 2 and img.dtype == np.uint8:
+        return img
+    return _clahe(_gray8(img))
+
+
 def dense_flow(main_s: np.ndarray, uwh_s: np.ndarray, blur_sigma: float = 1.5,
                preset: int = cv2.DISOPTICAL_FLOW_PRESET_MEDIUM) -> tuple[np.ndarray, np.ndarray]:
     """Forward (main -> uw) and backward DIS flow on blur-matched, CLAHE luminance.
@@ -293,8 +311,8 @@ def dense_flow(main_s: np.ndarray, uwh_s: np.ndarray, blur_sigma: float = 1.5,
     The main is defocused where the ultra-wide is sharp: both are low-passed by the same
     Gaussian so edges look alike and the flow is not pulled by the blur difference.
     """
-    gm = _clahe(_gray8(main_s))
-    gu = _clahe(_gray8(uwh_s))
+    gm = _prep(main_s)
+    gu = _prep(uwh_s)
     if blur_sigma > 0:
         gm = cv2.GaussianBlur(gm, (0, 0), blur_sigma)
         gu = cv2.GaussianBlur(gu, (0, 0), blur_sigma)
@@ -314,9 +332,28 @@ def fb_confidence(fw: np.ndarray, bw: np.ndarray, rel: float = 0.01, abs_: float
     return (err <= thr).astype(np.float32)
 
 
+def photometric_agreement(main_s: np.ndarray, uwh_s: np.ndarray, fw: np.ndarray, weight: np.ndarray) -> float:
+    """Correlation of mid frequencies (DoG, robust to defocus and colour) between the main and
+    the flow-warped ultra-wide, weighted by ``weight``: about 0.7-1 for a true pair, near 0 for
+    unrelated images (flow cannot make unrelated textures agree)."""
+    h, w = fw.shape[:2]
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
+    gm = _prep(main_s).astype(np.float32)
+    gu = cv2.remap(_prep(uwh_s).astype(np.float32), xs + fw[..., 0], ys + fw[..., 1], cv2.INTER_LINEAR,
+                   borderMode=cv2.BORDER_REPLICATE)
+    s = max(1.5, w / 400)
+    dog = lambda g: cv2.GaussianBlur(g, (0, 0), s) - cv2.GaussianBlur(g, (0, 0), 4 * s)  # noqa: E731
+    a, b = dog(gm), dog(gu)
+    wt = weight.astype(np.float64) + 1e-3
+    num = float((wt * a * b).sum())
+    den = float(np.sqrt((wt * a * a).sum() * (wt * b * b).sum())) + 1e-9
+    return num / den
+
+
 def align_pair(main: np.ndarray, ultrawide: np.ndarray, *, ratio: float | None = None, preset: Any = None,
                work_width: int = 1024, n_features: int = 3000, min_inliers: int = 20,
-               flow_blur: float = 1.0, main_path: Any = None, uw_path: Any = None) -> PairAlignment:
+               flow_blur: float = 1.0, min_agreement: float = 0.5, min_confident: float = 0.2, main_path: Any = None,
+               uw_path: Any = None) -> PairAlignment:
     """Align ``ultrawide`` to ``main`` (both float32 HxWx3 RGB, any sizes).
 
     ``ratio``: 35 mm focal length of the main divided by the ultra-wide's (2 for 26/13 mm);
@@ -343,6 +380,12 @@ def align_pair(main: np.ndarray, ultrawide: np.ndarray, *, ratio: float | None =
     H0 = initial_homography((mh, mw), (uh, uw_), ratio)
     H, n_match, n_inl, res, th = estimate_homography(main_s, ultrawide, (mh, mw), a, H0, n_features, min_inliers, uw_path)
     timings.update({f"homography_{k}": v for k, v in th.items()})
+    used_prior = H is None
+    if used_prior:
+        # Too few features agree on one plane (defocused main, fine textures, strong parallax
+        # between depth layers): keep the focal-ratio guess and let the dense flow do the rest;
+        # the photometric check below decides whether that worked.
+        H = H0.copy()
     scale = _local_scale(H, (mh, mw))
     det = np.linalg.det(H[:2, :2])
     if det <= 0 or not (0.05 < scale < 20):
@@ -357,14 +400,15 @@ def align_pair(main: np.ndarray, ultrawide: np.ndarray, *, ratio: float | None =
                                 borderMode=cv2.BORDER_REPLICATE)
     timings["warp_work"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    fw, bw = dense_flow(main_s, uwh_s, flow_blur)
+    gm_w, gu_w = _prep(main_s), _prep(uwh_s)
+    fw, bw = dense_flow(gm_w, gu_w, flow_blur)
     timings["flow"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     cons = fb_confidence(fw, bw)
     # field of view: where main pixel + flow lands inside the ultra-wide
     al = PairAlignment(H=H, H0=H0, main_shape=(mh, mw), uw_shape=(uh, uw_), work_scale=a, flow=fw, flow_bw=bw,
                        confidence=cons, infield=cons, matches=n_match, inliers=n_inl, residual_px=res,
-                       ratio=float(ratio), swapped_hint=scale > 1.1)
+                       ratio=float(ratio), swapped_hint=scale > 1.1, used_prior=used_prior)
     uv = al.uw_map((h, w))
     margin = 1.0
     inf = ((uv[..., 0] >= margin) & (uv[..., 0] <= uw_ - 1 - margin) &
@@ -379,6 +423,17 @@ def align_pair(main: np.ndarray, ultrawide: np.ndarray, *, ratio: float | None =
     conf = cv2.GaussianBlur(conf, (0, 0), 1.0)
     al.confidence = np.clip(conf, 0, 1).astype(np.float32)
     al.infield = inf
+    # Is this a pair at all? Unrelated images leave the flow inconsistent almost everywhere
+    # (confident fraction < 0.1 measured) and their mid frequencies uncorrelated even after
+    # the flow did its best; true pairs give > 0.7 and > 0.85.
+    agree = photometric_agreement(gm_w, gu_w, fw, cons * inf)
+    al.agreement = agree
+    cf = float(al.confidence.mean())
+    if agree < min_agreement or cf < min_confident:
+        what = (f"only {n_inl} of {n_match} feature matches agree on one geometry" if used_prior else
+                f"the images disagree after warping")
+        raise InputError(f"cannot align the pair: {what} (agreement {agree:.2f}, {cf:.0%} consistent)", uw_path,
+                         "check that both files show the same scene, shot at the same moment")
     timings["confidence"] = time.perf_counter() - t0
     timings["total"] = time.perf_counter() - T0
     al.timings = timings
