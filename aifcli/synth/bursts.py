@@ -29,7 +29,7 @@ from ..presets import Preset, get_preset
 from .camera import develop, random_look
 from .exif import ShotInfo, shot_for
 from .optics import breathing_scale
-from .pairs import _json_default, _npy, _random_time, module_lens, out_scale
+from .pairs import _json_default, _npy, _random_time, module_lens, out_scale, png16
 from .render import Focus, composite, front_depth
 from .scene import Scene, View, random_scene, render_layer, rot_xyz
 
@@ -201,7 +201,7 @@ def burst_files(b: BurstScene, fmt: str = "jpeg", quality: int = 95) -> dict[str
             from .dng import dng_bytes
 
             files[name] = dng_bytes(b.raw[i], b.shots[i], tuple(b.metadata["raw_wb_gains"]))
-    files["gt/aif.png"] = encode_image(b.aif, "png", bit_depth=16)
+    files["gt/aif.png"] = png16(b.aif)
     files["gt/depth.npy"] = _npy(b.depth)
     files["gt/focus_index.npy"] = _npy(b.focus_index)
     meta = dict(b.metadata)

@@ -50,7 +50,7 @@ def random_look(rng: np.random.Generator, role: str, noise: float) -> Look:
 
 def vignette_map(h: int, w: int, strength: float) -> np.ndarray:
     """Relative illumination 1 at the centre, 1 - strength at the corners (cos^4-like)."""
-    # smooth: evaluated on a grid 8x coarser and interpolated (exact at the grid points)
+    # smooth: evaluated on a grid 8x coarser and interpolated
     sh, sw = max(2, h // 8 + 1), max(2, w // 8 + 1)
     y = (np.linspace(0, h - 1, sh, dtype=np.float64) - (h - 1) / 2) / (0.5 * np.hypot(h, w))
     x = (np.linspace(0, w - 1, sw, dtype=np.float64) - (w - 1) / 2) / (0.5 * np.hypot(h, w))
@@ -58,11 +58,7 @@ def vignette_map(h: int, w: int, strength: float) -> np.ndarray:
     small = (1.0 - strength * r2 * (2.0 - r2)).astype(np.float32)
     if (sh, sw) == (h, w):
         return small
-    # align_corners-style interpolation: map the coarse grid's ends onto the image's ends
-    mx = np.linspace(0, sw - 1, w, dtype=np.float32)
-    my = np.linspace(0, sh - 1, h, dtype=np.float32)
-    return cv2.remap(small, np.broadcast_to(mx[None, :], (h, w)).astype(np.float32),
-                     np.broadcast_to(my[:, None], (h, w)).astype(np.float32), cv2.INTER_LINEAR)
+    return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
 
 
 def add_noise(lin: np.ndarray, a: float, b: float, rng: np.random.Generator) -> np.ndarray:

@@ -120,6 +120,15 @@ def project_main_to_view(depth: np.ndarray, main: View, other: View) -> tuple[np
     return out, zc
 
 
+def _coc32(lens: Lens, depth: np.ndarray, focus_m: float) -> np.ndarray:
+    """CoC diameter (px, DC² eq. 1) over a float32 depth map, in float32."""
+    c = np.float32(focus_m) / depth
+    c -= np.float32(1.0)
+    np.abs(c, out=c)
+    c *= np.float32(lens.coc_scale_px(focus_m))
+    return c
+
+
 def _random_time(rng: np.random.Generator) -> datetime:
     base = datetime(2024, 1, 1, 8, 0, 0)
     return base + timedelta(days=int(rng.integers(0, 700)), seconds=int(rng.integers(0, 10 * 3600)),
@@ -205,8 +214,8 @@ def make_pair_scene(seed: int, size: str | int = "512", preset: str | Preset = "
     # z-buffer test: the ultra-wide's front surface at q is nearer than the point -> occluded
     zs = cv2.remap(uw_depth, u, v, cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT, borderValue=np.inf)
     occlusion = ~inside | (zc > zs * 1.01 + 1e-4)
-    coc_near = lm.coc_px(depth, focus_near).astype(np.float32)
-    coc_far = lm.coc_px(depth, focus_far).astype(np.float32)
+    coc_near = _coc32(lm, depth, focus_near)
+    coc_far = _coc32(lm, depth, focus_far)
 
     t = _random_time(rng)
     shots = {
@@ -253,18 +262,24 @@ def pair_scene_files(ps: PairScene, quality: int = 95) -> dict[str, bytes]:
     from ..io.write import encode_image
     from .exif import exif_bytes
 
+    def jpeg(stem: str, img: np.ndarray) -> bytes:
+        return encode_image(img, "jpeg", quality=quality, meta=ImageMeta(exif_bytes=exif_bytes(ps.shots[stem])))
+
     files: dict[str, bytes] = {}
-    for stem, img in (("main_near", ps.main_near), ("main_far", ps.main_far), ("ultrawide", ps.ultrawide)):
-        meta = ImageMeta(exif_bytes=exif_bytes(ps.shots[stem]))
-        files[f"{stem}.jpg"] = encode_image(img, "jpeg", quality=quality, meta=meta)
-    files["gt/aif.png"] = encode_image(ps.aif, "png", bit_depth=16)
-    files["gt/depth.npy"] = _npy(ps.depth.astype(np.float32))
-    files["gt/disparity.npy"] = _npy(ps.disparity.astype(np.float32))
-    files["gt/uw_map.npy"] = _npy(ps.uw_map.astype(np.float32))
-    files["gt/flow.npy"] = _npy(ps.flow.astype(np.float32))
-    files["gt/occlusion.png"] = _png8(ps.occlusion)
-    files["gt/infocus_near.png"] = _png8(ps.infocus_near)
-    files["gt/infocus_far.png"] = _png8(ps.infocus_far)
+    with ThreadPoolExecutor(max_workers=2) as ex:  # the encoders release the GIL
+        jobs = {f"{stem}.jpg": ex.submit(jpeg, stem, img)
+                for stem, img in (("main_near", ps.main_near), ("main_far", ps.main_far),
+                                  ("ultrawide", ps.ultrawide))}
+        jobs["gt/aif.png"] = ex.submit(png16, ps.aif)
+        files["gt/depth.npy"] = _npy(ps.depth.astype(np.float32))
+        files["gt/disparity.npy"] = _npy(ps.disparity.astype(np.float32))
+        files["gt/uw_map.npy"] = _npy(ps.uw_map.astype(np.float32))
+        files["gt/flow.npy"] = _npy(ps.flow.astype(np.float32))
+        files["gt/occlusion.png"] = _png8(ps.occlusion)
+        files["gt/infocus_near.png"] = _png8(ps.infocus_near)
+        files["gt/infocus_far.png"] = _png8(ps.infocus_far)
+        for k, j in jobs.items():
+            files[k] = j.result()
     files["gt/homography.json"] = json.dumps({"H": ps.H.tolist(), "from": "main pixel (x, y, 1)",
                                               "to": "ultra-wide pixel, points at infinity"}, indent=2).encode()
     meta = dict(ps.metadata)
@@ -273,8 +288,20 @@ def pair_scene_files(ps: PairScene, quality: int = 95) -> dict[str, bytes]:
     return files
 
 
+def png16(rgb: np.ndarray) -> bytes:
+    """16-bit RGB PNG of float [0,1] RGB. Huffman-only deflate: 2x faster than the default
+    on 12 MP ground truth, and no larger (16-bit photo data gains little from LZ77)."""
+    q = (np.clip(rgb, 0.0, 1.0) * np.float32(65535.0) + np.float32(0.5)).astype(np.uint16)
+    ok, enc = cv2.imencode(".png", cv2.cvtColor(q, cv2.COLOR_RGB2BGR),
+                           [cv2.IMWRITE_PNG_COMPRESSION, 1, cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_HUFFMAN_ONLY])
+    if not ok:  # pragma: no cover
+        raise RuntimeError("PNG encoding failed")
+    return enc.tobytes()
+
+
 def _png8(mask: np.ndarray) -> bytes:
-    ok, enc = cv2.imencode(".png", (mask.astype(np.uint8) * 255), [cv2.IMWRITE_PNG_COMPRESSION, 3])
+    ok, enc = cv2.imencode(".png", (mask.astype(np.uint8) * 255),
+                           [cv2.IMWRITE_PNG_COMPRESSION, 1, cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_RLE])
     if not ok:  # pragma: no cover
         raise RuntimeError("PNG encoding failed")
     return enc.tobytes()

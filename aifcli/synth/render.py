@@ -114,20 +114,22 @@ def composite(layers: list[LayerImage], focus: Focus | None, w: int, h: int,
               background: float = 0.0) -> np.ndarray:
     """Back-to-front composite of the layers (``layers[0]`` is the farthest). ``focus`` None
     renders the all-in-focus image (no blur). Returns HxWx3 float32 linear."""
-    out = np.full((h, w, 3), background, np.float32)
+    out = None
     for li in layers:
         rgba, (x0, y0, x1, y1) = defocus_layer(li, focus, w, h)
         if x1 <= x0 or y1 <= y0:
             continue
-        sub = out[y0:y1, x0:x1]
         a = rgba[..., 3]
         if li.layer.outline is None and li.layer.v_max is None and (x0, y0, x1, y1) == (0, 0, w, h) \
                 and float(a.min()) >= 0.9999:
-            sub[...] = rgba[..., :3]  # an opaque backdrop: nothing behind it shows
+            out = np.ascontiguousarray(rgba[..., :3])  # an opaque backdrop: nothing behind it shows
             continue
+        if out is None:
+            out = np.full((h, w, 3), background, np.float32)
+        sub = out[y0:y1, x0:x1]
         sub *= (1.0 - np.clip(a, 0.0, 1.0))[..., None]
         sub += rgba[..., :3]
-    return out
+    return out if out is not None else np.full((h, w, 3), background, np.float32)
 
 
 def front_depth(layers: list[LayerImage], w: int, h: int, threshold: float = 0.5) -> np.ndarray:
