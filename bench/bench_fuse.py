@@ -205,6 +205,84 @@ def run_speed(args: argparse.Namespace) -> dict:
     return {"source": source, "runs": len(runs), "median": med, "all_totals": [r["total"] for r in runs]}
 
 
+# --- figures for docs/FUSE.md ----------------------------------------------------------------
+def _u8(img: np.ndarray) -> np.ndarray:
+    img = np.clip(img, 0, 1)
+    if img.ndim == 2:
+        img = np.repeat(img[..., None], 3, 2)
+    return (img[..., ::-1] * 255 + 0.5).astype(np.uint8)
+
+
+def _label(img: np.ndarray, text: str) -> np.ndarray:
+    out = img.copy()
+    cv2.rectangle(out, (0, 0), (min(out.shape[1], 9 * len(text) + 8), 20), (0, 0, 0), -1)
+    cv2.putText(out, text, (4, 15), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (255, 255, 255), 1, cv2.LINE_AA)
+    return out
+
+
+def _fit(img: np.ndarray, width: int) -> np.ndarray:
+    h, w = img.shape[:2]
+    return cv2.resize(img, (width, round(h * width / w)), interpolation=cv2.INTER_AREA if width < w else cv2.INTER_NEAREST)
+
+
+def make_figures(args: argparse.Namespace, out: Path) -> None:
+    from aifcli.synth.pairs import make_pair_scene
+
+    out.mkdir(parents=True, exist_ok=True)
+    for idx in range(args.scenes):
+        ps = make_pair_scene(args.seed, size=args.size, preset=args.presets.split(",")[0], index=idx)
+        for focus in ("near", "far"):
+            main = ps.main_near if focus == "near" else ps.main_far
+            full = fuse_pair(main, ps.ultrawide, ratio=2.0, keep_intermediates=True)
+            nc = fuse_pair(main, ps.ultrawide, alignment=full.alignment, use_confidence=False)
+            it = full.intermediates
+            tiles = [("main", main), ("ultra-wide (input)", ps.ultrawide), ("homography-warped", it["homography_warped"]),
+                     ("flow-warped", it["flow_warped"]), ("colour-matched", it["color_matched"]),
+                     ("confidence", it["confidence"]), ("mask main", it["mask_main"]),
+                     ("mask ultra-wide", it["mask_ultrawide"]), ("mask refined", it["mask_refined"]),
+                     ("no confidence", nc.image), ("aif fuse", full.image), ("ground truth", ps.aif)]
+            cells = [_label(_fit(_u8(im), 340), t) for t, im in tiles]
+            hmin = min(c.shape[0] for c in cells)
+            cells = [c[:hmin] for c in cells]
+            grid = np.vstack([np.hstack(cells[i:i + 3]) for i in range(0, 12, 3)])
+            cv2.imwrite(str(out / f"scene{idx}_{focus}_steps.jpg"), grid, [cv2.IMWRITE_JPEG_QUALITY, 88])
+            # crops around the largest occlusion
+            occ = ps.occlusion.astype(np.uint8)
+            n, lab, stats, cent = cv2.connectedComponentsWithStats(occ)
+            if n > 1:
+                j = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+                cx, cy = (int(v) for v in cent[j])
+            else:
+                cy, cx = main.shape[0] // 2, main.shape[1] // 2
+            r = max(48, main.shape[1] // 12)
+            y0, x0 = int(np.clip(cy - r, 0, main.shape[0] - 2 * r)), int(np.clip(cx - r, 0, main.shape[1] - 2 * r))
+            crop = lambda a: _fit(_u8(a[y0:y0 + 2 * r, x0:x0 + 2 * r]), 256)  # noqa: E731
+            row = [_label(crop(a), t) for t, a in (("main", main), ("no confidence", nc.image),
+                                                  ("aif fuse", full.image), ("ground truth", ps.aif))]
+            cv2.imwrite(str(out / f"scene{idx}_{focus}_crops.jpg"), np.hstack(row), [cv2.IMWRITE_JPEG_QUALITY, 90])
+            print(f"wrote scene{idx}_{focus}_*.png", file=sys.stderr)
+    if args.pair:
+        from aifcli.align.pair_io import align_files, load_pair
+
+        p = load_pair(*args.pair)
+        p, al = align_files(p)
+        m = p.main.pixels
+        w = al.warp(p.ultrawide.pixels, m.shape[:2], use_flow=False)
+        y = lambda a: cv2.cvtColor(a, cv2.COLOR_RGB2GRAY)  # noqa: E731
+        overlay = np.dstack([y(w), y(m), y(m)])  # red = warped wide, cyan = tele: grey where aligned
+        before = np.dstack([y(cv2.resize(p.ultrawide.pixels, (m.shape[1], m.shape[0]))), y(m), y(m)])
+        H, W = m.shape[:2]
+        cy, cx, r = H // 2, W // 2, 200
+        cv2.imwrite(str(out / "iphone_overlay.jpg"), np.hstack([
+            _label(_fit(_u8(before), 480), "before (wide resized)"), _label(_fit(_u8(overlay), 480), "after: red=wide, cyan=tele"),
+            _label(_fit(_u8(overlay[cy - r:cy + r, cx - r:cx + r]), 360), "100% crop, centre")]), [cv2.IMWRITE_JPEG_QUALITY, 88])
+        info = al.to_dict()
+        (out / "iphone_alignment.json").write_text(json.dumps({k: info[k] for k in (
+            "H", "inliers", "matches", "residual_px", "scale_uw_px_per_main_px", "confident_fraction", "agreement",
+            "flow_median_px")}, indent=1) + "\n")
+        print(f"iPhone: {info['inliers']}/{info['matches']} inliers, residual {info['residual_px']} px", file=sys.stderr)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--size", default="512", help="main image width: 512, 1024, ... or full")
@@ -217,8 +295,12 @@ def main() -> None:
     ap.add_argument("--pair", nargs=2, metavar=("MAIN", "UW"))
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--json", type=Path, help="write the full results here")
+    ap.add_argument("--figures", type=Path, help="write the docs figures to this folder and exit")
     ap.add_argument("--speed-child", nargs=3, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.figures:
+        make_figures(args, args.figures)
+        return
     if args.speed_child:
         print(json.dumps(speed_child(*args.speed_child)))
         return
