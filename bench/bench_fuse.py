@@ -84,7 +84,7 @@ def score_quality(args: argparse.Namespace) -> dict:
             t_render = time.perf_counter() - t0
             fm = ps.metadata["main"]["focal_px"] / ps.metadata["main"]["width"]
             fu = ps.metadata["ultrawide"]["focal_px"] / ps.metadata["ultrawide"]["width"]
-            ratio = fm / fu * np.hypot(1, 0.75) / np.hypot(1, 0.75)
+            ratio = fm / fu  # what EXIF 35 mm focal lengths give for sensors of equal aspect
             band = cv2.dilate(ps.occlusion.astype(np.uint8), np.ones((2 * args.band + 1,) * 2, np.uint8)) > 0
             for focus in ("near", "far"):
                 main = ps.main_near if focus == "near" else ps.main_far
