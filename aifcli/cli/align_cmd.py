@@ -33,7 +33,7 @@ def align_outputs(out: Path) -> dict[str, Path]:
 def align_cmd(
     main: Annotated[Path, typer.Argument(help="Main (wide) camera image: the view to warp into.")],
     ultrawide: Annotated[Path, typer.Argument(help="Ultra-wide (or any wider) image of the same moment.")],
-    output: OutputOpt = Path("aligned.jpg"),
+    output: OutputOpt,
     preset: PresetOpt = None,
     ratio: RatioOpt = None,
     no_swap: NoSwapOpt = False,

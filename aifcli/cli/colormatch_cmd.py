@@ -20,7 +20,7 @@ def colormatch_cmd(
     source: Annotated[Path, typer.Argument(help="Image whose colours change (e.g. the output of `aif align`).")],
     reference: Annotated[Path, typer.Argument(help="Image with the wanted colours, roughly aligned with SOURCE "
                                                    "(same aspect ratio; any size).")],
-    output: OutputOpt = Path("colormatched.jpg"),
+    output: OutputOpt,
     mask: Annotated[Optional[Path], typer.Option("--mask", help="Grey image or .npy of weights (white = trust this "
                                                                "pixel), e.g. a confidence map from `aif align`.")] = None,
     radius: Annotated[float, typer.Option("--radius", help="Fitting window half-size as a fraction of the image "

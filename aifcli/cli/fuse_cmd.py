@@ -27,8 +27,8 @@ NoSwapOpt = Annotated[bool, typer.Option("--no-swap", help="Trust the argument o
 @handle_errors
 def fuse_cmd(
     main: Annotated[Path, typer.Argument(help="Main (wide) camera image, or a folder of pairs.")],
+    output: OutputOpt,
     ultrawide: Annotated[Optional[Path], typer.Argument(help="Ultra-wide image of the same moment (omit for a folder).")] = None,
-    output: OutputOpt = Path("fused.jpg"),
     preset: PresetOpt = None,
     ratio: RatioOpt = None,
     no_swap: NoSwapOpt = False,
