@@ -51,7 +51,7 @@ class BurstAlignment:
     size: tuple[int, int]  # (height, width) of the frames
     reference: int  # input index of the reference frame
     transforms: dict[int, np.ndarray]  # input index -> 3x3 frame -> reference (full resolution)
-    gains: dict[int, np.ndarray]  # input index -> per-channel multiplier to match the reference
+    gains: dict[int, np.ndarray]  # input index -> per-channel multiplier to the bracket's mean exposure
     failed: dict[int, str]  # input index -> why it was left out
     frames: list[FrameRegistration] = field(default_factory=list)
     motion: str = "affine"
@@ -272,6 +272,10 @@ def chain(regs: list[FrameRegistration], size: tuple[int, int] | None, reference
         nxt = by_idx[good[k + 1]]
         T[good[k]] = T[nxt.index] @ np.linalg.inv(nxt.to_prev)
         G[good[k]] = G[nxt.index] / nxt.gain
+    # Bring every frame to the bracket's mean exposure rather than the reference frame's own
+    # (which flickers like any other): divide by the geometric mean of the gains.
+    norm = np.exp(np.mean([np.log(G[i]) for i in G], axis=0))
+    G = {i: g / norm for i, g in G.items()}
     return BurstAlignment(size, ref, T, G, failed, regs, motion, scale, seconds)
 
 
