@@ -255,3 +255,95 @@ def bursts_cmd(
                        params={"count": count, "frames": frames, "seed": seed, "size": size, "preset": pr.name,
                                "format": f, "noise": noise})
     finish_batch(ui, report, log, what="burst")
+
+
+@synth_app.command("from-rgbd", epilog=(
+    "Example (scikit-image ships a stereo image with ground-truth disparity):\n\n"
+    "  aif synth from-rgbd motorcycle_left.png motorcycle_disp.npz data/rgbd --kind disparity --near 0.5 --far 6\n\n"
+    "writes data/rgbd/motorcycle_left/{main_near,main_far,ultrawide}.jpg and gt/ exactly as `aif synth pairs` "
+    "does for one scene."))
+@handle_errors
+def from_rgbd_cmd(
+    image: Annotated[Path, typer.Argument(help="RGB image (JPEG, PNG, TIFF, ...): becomes the main camera's "
+                                               "all-in-focus view.")],
+    depth: Annotated[Path, typer.Argument(help="Depth or disparity map of the same scene: .npy, .npz (first "
+                                               "array), .pfm or a 16-bit PNG/TIFF; non-finite or <= 0 values "
+                                               "are filled from their neighbours.")],
+    out: Annotated[Path, typer.Argument(help="Output folder; the scene goes to OUT/<image stem>/.")],
+    kind: Annotated[str, typer.Option("--kind", help="What DEPTH holds: 'depth' (metres x --depth-scale) or "
+                                                     "'disparity' (any units; mapped linearly in inverse depth "
+                                                     "onto --near..--far).")] = "disparity",
+    near: Annotated[float, typer.Option("--near", help="Depth in metres of the largest disparity.",
+                                        min=0.01)] = 0.5,
+    far: Annotated[float, typer.Option("--far", help="Depth in metres of the smallest disparity.",
+                                       min=0.02)] = 10.0,
+    depth_scale: Annotated[float, typer.Option("--depth-scale", help="Metres per unit of a depth map "
+                                                                     "(0.001 for millimetre PNGs).",
+                                               min=1e-9)] = 1.0,
+    preset: Annotated[str, typer.Option("--preset", help="Phone preset; the image's width plays its main "
+                                                         "camera's full width.")] = "generic-phone",
+    layers: Annotated[int, typer.Option("--layers", help="Depth slabs (equal steps in inverse depth).",
+                                        min=2, max=256)] = 24,
+    focus_near: Annotated[float, typer.Option("--focus-near", help="Near focus distance in metres (default: "
+                                                                   "3rd percentile of depth).", min=0.0)] = 0.0,
+    focus_far: Annotated[float, typer.Option("--focus-far", help="Far focus distance in metres (default: 97th "
+                                                                 "percentile of depth).", min=0.0)] = 0.0,
+    seed: SeedOpt = 0,
+    noise: NoiseOpt = 1.0,
+    blades: BladesOpt = 0,
+    quality: QualityOpt = 95,
+    overwrite: OverwriteOpt = False,
+    json: JsonOpt = False,
+    quiet: QuietOpt = False,
+    verbose: VerboseOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Turn an RGB image plus a depth or disparity map into a phone-pair scene with ground truth.
+
+    The depth is cut into slabs at their depths; the main camera renders them focused
+    near and far, the ultra-wide from the preset's baseline. Regions the image never saw
+    (behind foreground objects, beyond its edges) are filled from neighbouring colours:
+    fine for training alignment and fusion, not photographs of those regions.
+    """
+    from ..io import read_image
+    from ..synth.pairs import pair_scene_files
+    from ..synth.rgbd import inverse_depth_from_map, make_rgbd_scene, read_depth_file
+
+    ui = UI(quiet, verbose, json, debug)
+    if kind not in ("depth", "disparity"):
+        raise UsageError(f"--kind {kind!r} is not depth or disparity")
+    if far <= near:
+        raise UsageError(f"--far {far} must be larger than --near {near}")
+    _check_out(out)
+    folder = out / image.stem
+    for f in PAIR_FILES:
+        p = folder / f
+        if p.exists() and not overwrite:
+            raise UsageError(f"{p}: output exists", hint="pass --overwrite to replace it, or choose another OUT")
+        if p.resolve() in (image.resolve(), depth.resolve()):
+            raise UsageError(f"{p}: output would overwrite an input", hint="choose another OUT")
+    img = read_image(image)
+    m = read_depth_file(depth)
+    if m.shape != img.shape:
+        ah, aw = img.shape
+        if abs(m.shape[1] / m.shape[0] - aw / ah) > 0.02:
+            raise InputError(f"map is {m.shape[1]}x{m.shape[0]} but the image is {aw}x{ah}", depth,
+                             "give the depth/disparity map of this image")
+    inv = inverse_depth_from_map(m, kind, near, far, depth_scale, depth)
+    pixels = img.pixels
+    if img.meta.linear:
+        from ..image import linear_to_srgb
+
+        pixels = linear_to_srgb(pixels)
+    ps = make_rgbd_scene(pixels, inv, preset, seed=seed, noise=noise, layers=layers,
+                         focus_near=focus_near or None, focus_far=focus_far or None, blades=blades,
+                         name=image.name)
+    files = pair_scene_files(ps, quality=quality)
+    outs = _write_all(folder, files, overwrite)
+    summary = {"folder": str(folder), "outputs": outs, "focus_near_m": ps.metadata["main"]["focus_near_m"],
+               "focus_far_m": ps.metadata["main"]["focus_far_m"], "occluded": ps.metadata["occluded_fraction"]}
+    if json:
+        ui.emit_json(summary)
+    else:
+        ui.info(f"wrote {len(outs)} files to {folder} (focus near {summary['focus_near_m']:.3g} m, far "
+                f"{summary['focus_far_m']:.3g} m)")

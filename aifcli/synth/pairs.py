@@ -169,6 +169,22 @@ def make_pair_scene(seed: int, size: str | int = "512", preset: str | Preset = "
     wall_z = scene.info["wall_depth_m"]
     focus_near = float(cards[-1].O[2]) if cards else near
     focus_far = float(np.clip(wall_z * rng.uniform(0.5, 1.0), 1.5, None))
+    return render_pair(scene, pr, rng, seed=int(seed), index=int(index), size=str(size), noise=noise,
+                       blades=blades, main=main, uw=uw, lm=lm, lu=lu, focus_near=focus_near, focus_far=focus_far)
+
+
+def render_pair(scene: Scene, pr: Preset, rng: np.random.Generator, *, seed: int, index: int, size: str,
+                noise: float, blades: int, main: View, uw: View, lm: Lens, lu: Lens, focus_near: float,
+                focus_far: float, extra_meta: dict[str, Any] | None = None,
+                occ_inv_tol: float | None = None) -> PairScene:
+    """Render a scene's main (near, far, all-in-focus) and ultra-wide images and ground truth.
+
+    ``occ_inv_tol``: a main pixel counts as occluded in the ultra-wide when the surface
+    there is nearer by more than this inverse depth (1/m); default: 1 % in depth.
+    """
+    wm, hm, wu, hu = main.width, main.height, uw.width, uw.height
+    C = uw.C
+    angles = cv2.Rodrigues(uw.R)[0].ravel()
     # the ultra-wide is fixed-focus at its (native-resolution) hyperfocal distance
     native_uw = pr.camera("ultrawide")
     focus_uw = Lens(native_uw.focal_mm, native_uw.f_number, native_uw.pixel_pitch_um).hyperfocal_m(1.5)
@@ -213,7 +229,10 @@ def make_pair_scene(seed: int, size: str | int = "512", preset: str | Preset = "
     inside = (u >= -0.5) & (u <= wu - 0.5) & (v >= -0.5) & (v <= hu - 0.5)
     # z-buffer test: the ultra-wide's front surface at q is nearer than the point -> occluded
     zs = cv2.remap(uw_depth, u, v, cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT, borderValue=np.inf)
-    occlusion = ~inside | (zc > zs * 1.01 + 1e-4)
+    if occ_inv_tol is None:
+        occlusion = ~inside | (zc > zs * 1.01 + 1e-4)
+    else:
+        occlusion = ~inside | (1.0 / zs > 1.0 / np.maximum(zc, 1e-6) + occ_inv_tol)
     coc_near = _coc32(lm, depth, focus_near)
     coc_far = _coc32(lm, depth, focus_far)
 
@@ -244,6 +263,7 @@ def make_pair_scene(seed: int, size: str | int = "512", preset: str | Preset = "
                         "disparity": "baseline_m * main_focal_px / depth_m",
                         "flow": "main pixel p -> H^-1 uw_map(p) - p"},
         "scene": scene.to_dict(),
+        **(extra_meta or {}),
     }
     return PairScene(near_img, far_img, uw_img, aif, depth.astype(np.float32), disparity, occlusion, H,
                      uw_map, flow, coc_near < INFOCUS_COC_PX, coc_far < INFOCUS_COC_PX, coc_near, coc_far,

@@ -77,6 +77,8 @@ class Layer:
     outline: np.ndarray | None = None  # polygon (N,2) in (u,v) metres; None = unbounded
     v_max: float | None = None  # unbounded layers: keep v <= v_max (floor ends at the wall)
     gain: Any = 1.0  # reflectance multiplier (lighting): a number or an RGB triple
+    image: np.ndarray | None = None  # HxWx4 straight RGBA texture (from-rgbd), texel = (u, v)
+    image_border: int = cv2.BORDER_CONSTANT  # how ``image`` extends beyond its edges
     _tex: Texture | None = field(default=None, repr=False, compare=False)
 
     @property
@@ -85,6 +87,8 @@ class Layer:
         return n / np.linalg.norm(n)
 
     def tex(self) -> Texture:
+        if self.image is not None:
+            return Texture("image", self.image, self.image_border)
         if self._tex is None:
             self._tex = make_texture(self.texture, np.random.default_rng(self.texture_seed))
         return self._tex
@@ -111,7 +115,8 @@ class Layer:
                 "texture": self.texture, "texture_seed": self.texture_seed, "texel_m": self.texel_m,
                 "tex_angle": self.tex_angle, "tex_offset": list(self.tex_offset),
                 "outline_uv_m": None if self.outline is None else np.round(self.outline, 6).tolist(),
-                "v_max": self.v_max, "gain": np.asarray(self.gain, float).tolist()}
+                "v_max": self.v_max, "gain": np.asarray(self.gain, float).tolist(),
+                "image": None if self.image is None else list(self.image.shape)}
 
 
 @dataclass
@@ -194,6 +199,8 @@ def _outline_alpha(layer: Layer, view: View) -> tuple[np.ndarray, tuple[int, int
 
 def render_layer(layer: Layer, view: View, prefilter: bool = True) -> LayerImage:
     """The layer's sharp image in ``view``: perspective-exact texture warp and coverage."""
+    if layer.image is not None:
+        return _render_image_layer(layer, view)
     alpha, bbox = _outline_alpha(layer, view)
     x0, y0, x1, y1 = bbox
     g = layer.inv_depth_coeffs(view)
@@ -216,6 +223,31 @@ def render_layer(layer: Layer, view: View, prefilter: bool = True) -> LayerImage
     rgba[..., 3] = alpha
     rgba[..., :3] *= alpha[..., None]
     return LayerImage(layer, rgba, g, bbox)
+
+
+def _render_image_layer(layer: Layer, view: View) -> LayerImage:
+    """An RGBA image on a plane (from-rgbd): coverage comes from the image's alpha."""
+    w, h = view.width, view.height
+    g = layer.inv_depth_coeffs(view)
+    M = layer.plane_to_texel() @ np.linalg.inv(layer.plane_to_pixel(view))
+    ih, iw = layer.image.shape[:2]
+    if layer.image_border == cv2.BORDER_CONSTANT:
+        corners = np.array([[-1, -1, 1], [iw, -1, 1], [iw, ih, 1], [-1, ih, 1]], np.float64)
+        P = np.linalg.inv(M)
+        q = corners @ P.T
+        xy = q[:, :2] / q[:, 2:3]
+        x0, y0 = max(int(np.floor(xy[:, 0].min())), 0), max(int(np.floor(xy[:, 1].min())), 0)
+        x1, y1 = min(int(np.ceil(xy[:, 0].max())) + 1, w), min(int(np.ceil(xy[:, 1].max())) + 1, h)
+    else:
+        x0, y0, x1, y1 = 0, 0, w, h
+    if x1 <= x0 or y1 <= y0:
+        return LayerImage(layer, np.zeros((0, 0, 4), np.float32), g, (0, 0, 0, 0))
+    T = np.array([[1, 0, x0], [0, 1, y0], [0, 0, 1]], np.float64)
+    rgba = cv2.warpPerspective(layer.image, M @ T, (x1 - x0, y1 - y0),
+                               flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=layer.image_border,
+                               borderValue=(0, 0, 0, 0))
+    rgba[..., :3] *= rgba[..., 3:4]
+    return LayerImage(layer, rgba, g, (x0, y0, x1, y1))
 
 
 def _jacobian(M: np.ndarray, p: np.ndarray) -> np.ndarray:
