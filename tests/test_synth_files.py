@@ -148,3 +148,44 @@ def test_bad_parameters_give_one_line_errors(tmp_path, args, msg):
     assert r.exit_code == 2
     assert msg in r.output and "Traceback" not in r.output
     assert not out.exists()
+
+
+def test_from_rgbd_scene_geometry_and_cli(tmp_path):
+    """A near square in front of a far textured backdrop: parallax, occlusion and focus."""
+    from aifcli.batch import discover_pairs
+    from aifcli.synth.rgbd import inverse_depth_from_map, make_rgbd_scene
+
+    rng = np.random.default_rng(0)
+    h, w = 160, 240
+    img = np.clip(0.5 + 0.2 * rng.standard_normal((h, w, 3)), 0, 1).astype(np.float32)
+    depth = np.full((h, w), 5.0, np.float32)
+    depth[50:110, 80:160] = 0.25
+    img[50:110, 80:160] = [0.9, 0.1, 0.1]
+    inv = inverse_depth_from_map(depth, "depth", 0.1, 10)
+    ps = make_rgbd_scene(img, inv, seed=1, noise=0.0, layers=8)
+    assert np.allclose(ps.depth[80, 120], 0.25, rtol=0.05) and np.allclose(ps.depth[10, 10], 5.0, rtol=0.05)
+    b = ps.metadata["baseline_mm"] / 1000
+    f = ps.metadata["main"]["focal_px"]
+    assert np.allclose(ps.disparity[80, 120], b * f / ps.depth[80, 120], rtol=1e-4)
+    # near focus on the square: the square is sharp in main_near, the backdrop in main_far
+    assert ps.infocus_near[80, 120] and not ps.infocus_near[10, 10]
+    assert ps.infocus_far[10, 10] and not ps.infocus_far[80, 120]
+    # the ultra-wide sees the red square where uw_map says it is
+    import cv2
+
+    warped = cv2.remap(ps.ultrawide, ps.uw_map[..., 0], ps.uw_map[..., 1], cv2.INTER_LINEAR)
+    sq = warped[60:100, 90:150]
+    assert sq[..., 0].mean() > sq[..., 1].mean() + 0.3
+    # occluded pixels lie beside the square, on the side the ultra-wide cannot see
+    assert ps.occlusion[60:100, :].any() and not ps.occlusion[80, 120]
+
+    np.save(tmp_path / "d.npy", depth)
+    cv2.imwrite(str(tmp_path / "im.png"), cv2.cvtColor((img * 255).astype(np.uint8), cv2.COLOR_RGB2BGR))
+    out = tmp_path / "out"
+    r = runner.invoke(app, ["synth", "from-rgbd", str(tmp_path / "im.png"), str(tmp_path / "d.npy"), str(out),
+                            "--kind", "depth", "--layers", "8", "-q"])
+    assert r.exit_code == 0, r.output
+    assert sorted(p.name for p in discover_pairs(out)) == ["im/main_far", "im/main_near"]
+    r = runner.invoke(app, ["synth", "from-rgbd", str(tmp_path / "im.png"), str(tmp_path / "d.npy"), str(out),
+                            "--kind", "depth", "-q"])
+    assert r.exit_code == 2 and "exists" in r.output

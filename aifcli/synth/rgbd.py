@@ -2,7 +2,7 @@
 
 The image becomes the main camera's all-in-focus view. Its inverse depth is cut into
 ``layers`` fronto-parallel slabs (equal steps in inverse depth, so equal steps in CoC);
-each slab is an RGBA plane at its depth. So that the ultra-wide, which looks from a
+each slab is an RGBA plane at its pixels' mean inverse depth. So that the ultra-wide, which looks from a
 baseline to the side, sees something plausible where a nearer slab uncovers a farther
 one, each slab is extended behind the nearer slabs by the largest parallax (+ a margin)
 with colours filled from its own pixels by normalised convolution; the farthest slab
@@ -156,7 +156,7 @@ def make_rgbd_scene(image: np.ndarray, inv_depth: np.ndarray, preset: str | Pres
         own = idx == k
         if not own.any():
             continue
-        z = float(1.0 / (0.5 * (edges[k] + edges[k + 1])))
+        z = float(1.0 / inv_depth[own].mean())  # the slab sits at its pixels' mean inverse depth
         if k == 0 or not lys:
             alpha = np.ones((h, w), np.float32)
         else:
@@ -171,7 +171,7 @@ def make_rgbd_scene(image: np.ndarray, inv_depth: np.ndarray, preset: str | Pres
         lys.append(Layer(f"slab{k}", O, np.array([z / f, 0, 0]), np.array([0, z / f, 0]), "image", 0, texel_m=1.0,
                          image=rgba, image_border=cv2.BORDER_REFLECT_101 if len(lys) == 0 else cv2.BORDER_CONSTANT))
     scene = Scene(lys, int(seed), {"source": name, "layers": layers, "inverse_depth_range": [lo, hi]})
-    depth_q = 1.0 / (0.5 * (edges[idx] + edges[idx + 1]))
+    depth_q = 1.0 / inv_depth
     if focus_near is None:
         focus_near = float(np.percentile(depth_q, 3))
     if focus_far is None:
