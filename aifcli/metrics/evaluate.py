@@ -53,7 +53,7 @@ def _lpips_model(opts: dict[str, Any]) -> Any:
 
     key = (opts["net"], opts.get("weights"), opts.get("tile"))
     if key not in _MODEL:
-        _MODEL[key] = LPIPS(opts["net"], opts.get("weights"), opts.get("tile", 1024))
+        _MODEL[key] = LPIPS(opts["net"], opts.get("weights"), opts.get("tile", 2048))
     return _MODEL[key]
 
 

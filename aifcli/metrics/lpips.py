@@ -50,7 +50,7 @@ STRIDES = {"alex": (4, 8, 16, 16, 16), "vgg": (1, 2, 4, 8, 16)}
 # input pixels a tile must extend beyond its core so every core feature is exact:
 # AlexNet relu5 sees input [16j-66, 16j+96], VGG16 relu5_3 about +-100 (rounded up to the grid)
 MARGIN = {"alex": 128, "vgg": 160}
-DEFAULT_TILE = 1024
+DEFAULT_TILE = 2048
 
 
 class LpipsUnavailable(RuntimeError):
@@ -286,7 +286,8 @@ def _build(net: str, convs: list[tuple[np.ndarray, np.ndarray]], heads: list[np.
 
     m = _Lpips()
     m.eval()
-    return m
+    # NHWC: oneDNN's convolutions run ~15-50 % faster on CPU in this layout (measured, docs/BENCHMARKS.md)
+    return m.to(memory_format=torch.channels_last)
 
 
 @dataclass
@@ -370,8 +371,9 @@ class LPIPS:
     def _to_tensor(self, a: np.ndarray) -> Any:
         import torch
 
-        x = torch.from_numpy(np.ascontiguousarray(np.asarray(a, np.float32).transpose(2, 0, 1)))[None]
-        return x * 2.0 - 1.0
+        # HxWx3 is already NHWC in memory: a channels_last view, no copy of the layout
+        x = torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))[None].permute(0, 3, 1, 2)
+        return (x * 2.0 - 1.0).contiguous(memory_format=torch.channels_last)
 
     def _accumulate(self, a: np.ndarray, b: np.ndarray, mask: np.ndarray | None, tile: int) -> tuple[list[float], list[float]]:
         import torch
