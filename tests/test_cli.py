@@ -69,7 +69,7 @@ def test_missing_input_is_one_line_exit_2(cmd, tmp_path):
         args = [*cmd, "no-such-preset"]
     # try argument shapes until the parser accepts one: (IN, IN, -o OUT), (IN, -o OUT), (IN, IN), (IN)
     out = ["-o", str(tmp_path / "out.png")]
-    shapes = [[str(missing), *out], out, [str(missing)], []]
+    shapes = [[str(missing), *out], out, [str(missing), str(tmp_path / "outdir")], [str(missing)], []]
     for extra in shapes:
         r = aif(*args, *extra)
         parse_problem = any(m in r.stderr for m in ("No such option", "unexpected extra argument", "Missing argument",
