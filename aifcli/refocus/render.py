@@ -46,7 +46,7 @@ import numpy as np
 
 from ..image import linear_to_srgb, srgb_to_linear
 
-MAX_COARSE_RADIUS = 6.0  # kernel radius (px) above which a layer is blurred on a downscaled copy
+MAX_COARSE_RADIUS = 4.0
 BLOCK = 16  # block size of the per-tile depth/radius statistics used to skip and crop layers
 
 
@@ -66,8 +66,8 @@ class Aperture:
 class RenderOptions:
     aperture: Aperture = field(default_factory=Aperture)
     highlight_gain: float = 3.0  # linear value 1.0 becomes this before blurring (1 = off)
-    highlight_threshold: float = 0.75  # linear level above which the boost starts
-    tile: int = 1024  # tile size in px (images up to 1.5 tiles on a side run in one piece)
+    highlight_threshold: float = 0.985  # linear level above which the boost starts (clipped whites)
+    tile: int = 2048  # tile size in px (images up to 1.5 tiles on a side run in one piece)
     rel_step: float = 0.2  # max relative radius change between neighbouring layers
     abs_step: float = 1.0  # ... or this many px, whichever is larger
     min_bins: int = 6  # at least this many depth layers over the disparity range (occlusion order)
@@ -120,6 +120,14 @@ def aperture_kernel(radius: float, aperture: Aperture = Aperture()) -> np.ndarra
         return np.ones((1, 1), np.float32)
     return _kernel_cached(int(round(radius * 64)), int(aperture.blades), int(round(aperture.rotation_deg * 64)),
                           int(round(aperture.softness * 64)))
+
+
+def coarse_factor(radius: float) -> int:
+    """Power-of-two downscale at which a blur of ``radius`` px runs (kernel radius <= 4 px there)."""
+    f = 1
+    while radius / f > MAX_COARSE_RADIUS and f < 32:
+        f *= 2
+    return f
 
 
 def blur_premultiplied(P: np.ndarray, radius: float, aperture: Aperture = Aperture(),
@@ -326,28 +334,51 @@ def _render_tile(lin: np.ndarray, d: np.ndarray, r: np.ndarray, centres: np.ndar
         y0, y1 = max(0, ys.min() * BLOCK - m), min(h, (ys.max() + 1) * BLOCK + m)
         x0, x1 = max(0, xs.min() * BLOCK - m), min(w, (xs.max() + 1) * BLOCK + m)
         dd, rr, ll = d[y0:y1, x0:x1], r[y0:y1, x0:x1], lin[y0:y1, x0:x1]
-        alpha = _tent(dd, centres, b)  # far-side tent, 1 on the near side
-        own = (dd < c_hi) & (alpha > 0) if b + 1 < nb else alpha > 0  # the layer's own pixels
+        # alpha: rising tent on the far side, 1 on the near side, 0 beyond the next centre
+        alpha = _tent(dd, centres, b)
+        has_fill = b + 1 < nb and bool((bdmax[y0 // BLOCK:-(-y1 // BLOCK), x0 // BLOCK:-(-x1 // BLOCK)] >= c_hi).any())
+        if has_fill:
+            fill_zone = dd >= c_hi
+            alpha[fill_zone] = 0.0
+        own = alpha > 0  # the layer's own pixels
         if not own.any():
             continue
         P = np.empty(dd.shape + (4,), np.float32)
-        fill = None
-        if b + 1 < nb and bool((bdmax[max(0, y0 // BLOCK):-(-y1 // BLOCK), max(0, x0 // BLOCK):-(-x1 // BLOCK)]
-                                 >= c_hi).any()):
-            fill_zone = dd >= c_hi
-            dist = cv2.distanceTransform((~own).view(np.uint8), cv2.DIST_L2, 3)
-            fill = fill_zone & (dist <= band)
-            alpha[fill_zone & ~fill] = 0.0
-            if not fill.any():
-                fill = None
         np.multiply(ll, alpha[..., None], out=P[..., :3])
         P[..., 3] = alpha
-        if fill is not None:
-            wt = np.where(own, np.minimum(alpha, _near_tent(dd, centres, b)), 0).astype(np.float32)
-            P[fill, :3] = _fill_colour(ll, wt)[fill]
+        r_b = float(rbins[b])
+        f = coarse_factor(r_b)
+        hb, wb = dd.shape
+        if plain and f > 1 and min(hb, wb) // f >= 8:
+            # Blurred layer: everything after the premultiplied downscale runs at 1/f
+            # (occlusion fill, blur); only the upsampled result touches full resolution.
+            hs, ws = max(1, round(hb / f)), max(1, round(wb / f))
+            small = cv2.resize(P, (ws, hs), interpolation=cv2.INTER_AREA)
+            if has_fill:
+                fz = cv2.resize(fill_zone.view(np.uint8).astype(np.float32), (ws, hs), interpolation=cv2.INTER_AREA)
+                fc, near = _fill_small(small, band / (wb / ws))
+                fz *= near
+                small[..., :3] += fc * fz[..., None]
+                small[..., 3] += fz
+            k = aperture_kernel(r_b / (wb / ws), opts.aperture)
+            small = cv2.filter2D(small, -1, k, borderType=cv2.BORDER_REFLECT)
+            acc = cv2.resize(small, (wb, hb), interpolation=cv2.INTER_LINEAR)
+            count += 1
+            o = out[y0:y1, x0:x1]
+            o *= (1.0 - acc[..., 3:4])
+            o += acc
+            continue
+        if has_fill:
+            # occluded part of this layer (nearer pixels within ``band`` of its own pixels):
+            # alpha 1, colour extrapolated from the layer's own pixels (pull-push at 1/4)
+            fc, near_band = _fill(P, alpha, band)
+            fill = fill_zone & near_band
+            if fill.any():
+                np.copyto(P[..., :3], fc, where=fill[..., None])
+                alpha[fill] = 1.0
+                P[..., 3] = alpha
         # One radius for the whole layer when the pixels' radii follow the layer plan
         # (plain refocus); otherwise split them over radius levels (tilt, mask, maps).
-        r_b = float(rbins[b])
         single = plain
         if not single:
             dev = np.abs(rr[own] - np.interp(dd[own], centres, rbins))
@@ -378,21 +409,29 @@ def _render_tile(lin: np.ndarray, d: np.ndarray, r: np.ndarray, centres: np.ndar
     return out, count
 
 
-def _near_tent(d: np.ndarray, c: np.ndarray, b: int) -> np.ndarray:
-    """Falling tent on the near side of bin ``b`` (the pixel's own share of this layer)."""
-    if b + 1 >= c.size:
-        return np.ones_like(d)
-    return np.clip((c[b + 1] - d) / max(c[b + 1] - c[b], 1e-12), 0.0, 1.0)
+def _fill_small(small: np.ndarray, band: float) -> tuple[np.ndarray, np.ndarray]:
+    """``_fill`` on an already downscaled premultiplied layer (colour, 0/1 near-band mask)."""
+    col = pull_push(small[..., :3], small[..., 3])
+    dist = cv2.distanceTransform((small[..., 3] <= 1e-6).astype(np.uint8), cv2.DIST_L2, 3)
+    return col, (dist <= band + 1.0).astype(np.float32)
 
 
-def _fill_colour(lin: np.ndarray, wt: np.ndarray, scale: int = 4) -> np.ndarray:
-    """Pull-push extrapolation of a layer's colours, computed at 1/``scale`` and upsampled."""
-    h, w = wt.shape
+def _fill(P: np.ndarray, alpha: np.ndarray, band: float, scale: int = 4) -> tuple[np.ndarray, np.ndarray]:
+    """Extrapolated colour of a layer and the zone within ``band`` px of its pixels.
+
+    ``P``: premultiplied colour (only the layer's own pixels are non-zero), ``alpha``
+    its coverage. Both the pull-push extrapolation and the distance transform run at
+    1/``scale`` resolution; the results are upsampled to the tile.
+    """
+    h, w = alpha.shape
     hs, ws = max(1, round(h / scale)), max(1, round(w / scale))
-    C = cv2.resize(lin * wt[..., None], (ws, hs), interpolation=cv2.INTER_AREA).reshape(hs, ws, 3)
-    A = cv2.resize(wt, (ws, hs), interpolation=cv2.INTER_AREA).reshape(hs, ws)
+    C = cv2.resize(P[..., :3], (ws, hs), interpolation=cv2.INTER_AREA).reshape(hs, ws, 3)
+    A = cv2.resize(alpha, (ws, hs), interpolation=cv2.INTER_AREA).reshape(hs, ws)
     col = pull_push(C, A)
-    return cv2.resize(col, (w, h), interpolation=cv2.INTER_LINEAR).reshape(h, w, 3)
+    fc = cv2.resize(col, (w, h), interpolation=cv2.INTER_LINEAR).reshape(h, w, 3)
+    dist = cv2.distanceTransform((A <= 0).astype(np.uint8), cv2.DIST_L2, 3)
+    dist = cv2.resize(dist, (w, h), interpolation=cv2.INTER_LINEAR) * (w / ws)
+    return fc, dist <= band + scale
 
 
 def render_defocus(image: np.ndarray, disparity: np.ndarray, coc: np.ndarray, *, linear: bool = False,
