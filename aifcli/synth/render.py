@@ -74,13 +74,14 @@ def defocus_layer(li: LayerImage, focus: Focus | None, w: int, h: int) -> tuple[
     rr = np.full(big.shape[:2], -1.0, np.float32)
     rr[y0 - by0:y1 - by0, x0 - bx0:x1 - bx0] = r
     # per row / column radius range: each bin only touches the band where it has weight
-    valid = rr >= 0
-    big_r = np.where(valid, rr, np.float32(np.inf))
-    small_r = np.where(valid, rr, np.float32(-np.inf))
-    row_lo, row_hi = big_r.min(axis=1), small_r.max(axis=1)
-    col_lo, col_hi = big_r.min(axis=0), small_r.max(axis=0)
-    acc = np.zeros_like(big)
     H, W = big.shape[:2]
+    row_lo = np.full(H, np.inf, np.float32)
+    row_hi = np.full(H, -np.inf, np.float32)
+    col_lo = np.full(W, np.inf, np.float32)
+    col_hi = np.full(W, -np.inf, np.float32)
+    row_lo[y0 - by0:y1 - by0], row_hi[y0 - by0:y1 - by0] = r.min(axis=1), r.max(axis=1)
+    col_lo[x0 - bx0:x1 - bx0], col_hi[x0 - bx0:x1 - bx0] = r.min(axis=0), r.max(axis=0)
+    acc = np.zeros_like(big)
     for i, c in enumerate(centres):
         lo = centres[i - 1] if i > 0 else -1.0
         hi = centres[i + 1] if i + 1 < len(centres) else np.inf
