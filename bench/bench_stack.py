@@ -21,6 +21,7 @@ the requested size, with 10 and 100 frames and reports the peak RSS of each.
     nice python bench/bench_stack.py --size 1024 --frames 10 --seeds 1 2 3
     nice python bench/bench_stack.py --size 1024 --frames 10 --seeds 1 2 --noise 4
     nice python bench/bench_stack.py --memory --mp 24 --memory-frames 10 100
+    nice python bench/bench_stack.py --real          # wall time on ../shared/data/stacks
 Prints a Markdown table; ``--md FILE`` also writes it.
 """
 from __future__ import annotations
@@ -274,6 +275,45 @@ def bench_memory(args) -> str:
     return "\n".join(lines)
 
 
+def bench_real(args) -> str:
+    """Wall time and peak RSS on the real brackets, aif stack vs align_image_stack + enfuse."""
+    stacks = ROOT.parent / "shared" / "data" / "stacks"
+    if not stacks.is_dir():
+        return f"real brackets not found at {stacks}"
+    from aifcli.io import is_image_file
+
+    work = Path(tempfile.mkdtemp(prefix="bench_stack_real_"))
+    lines = ["| bracket | frames | aif stack s | aif RSS MB | align_image_stack + enfuse s | peer RSS MB | speed ratio |",
+             "|---|---|---|---|---|---|---|"]
+    try:
+        for d in sorted(p for p in stacks.iterdir() if p.is_dir()):
+            frames = sorted(f for f in d.iterdir() if is_image_file(f))
+            n = len(frames)
+            wall, rss, rc, err = run_measured([sys.executable, "-m", "aifcli", "stack", str(d), "-o",
+                                               str(work / f"{d.name}.tif"), "--quiet"])
+            if rc != 0:
+                raise RuntimeError(f"aif stack failed on {d}: {err}")
+            peer = "unavailable (not installed)"
+            pr = ratio = ""
+            if args.peer and peer_available():
+                pw = work / f"peer_{d.name}"
+                pw.mkdir()
+                order = [frames[n // 2]] + [f for i, f in enumerate(frames) if i != n // 2]
+                w1, r1, rc1, _ = run_measured(["align_image_stack", "-m", "-a", "al_", *map(str, order)], cwd=str(pw))
+                w2, r2, rc2, _ = run_measured(["enfuse", "--exposure-weight=0", "--saturation-weight=0",
+                                                "--contrast-weight=1", "--hard-mask", "--contrast-window-size=5",
+                                                "-o", "enfuse.tif", *map(str, sorted(pw.glob("al_*.tif")))], cwd=str(pw))
+                if rc1 == 0 and rc2 == 0:
+                    peer, pr, ratio = f"{w1 + w2:.1f}", f"{max(r1, r2):.0f}", f"{(w1 + w2) / wall:.2f}x"
+                else:
+                    peer = "failed"
+            lines.append(f"| {d.name} | {n} | {wall:.1f} | {rss:.0f} | {peer} | {pr} | {ratio} |")
+            print(lines[-1], file=sys.stderr)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return "\n".join(lines)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--size", default="1024", help="synthetic width: 512, 1024, ... or full (the preset's 24 MP)")
@@ -285,6 +325,7 @@ def main() -> None:
     ap.add_argument("--memory", action="store_true", help="memory mode (see the module doc)")
     ap.add_argument("--mp", type=float, default=24.0, help="megapixels in memory mode")
     ap.add_argument("--memory-frames", type=int, nargs="+", default=[10, 100])
+    ap.add_argument("--real", action="store_true", help="speed/memory on ../shared/data/stacks vs the peer")
     ap.add_argument("--md", type=Path, help="also write the Markdown table here")
     args = ap.parse_args()
     import platform
@@ -293,6 +334,8 @@ def main() -> None:
             f"command: {' '.join(sys.argv)}")
     if args.memory:
         text = head + "\n\n" + bench_memory(args)
+    elif args.real:
+        text = head + "\n\n" + bench_real(args)
     else:
         note = "" if peer_available() else "align_image_stack/enfuse not installed"
         rows = bench_quality(args)
