@@ -27,30 +27,25 @@ from .common import (DebugDirOpt, DebugOpt, DryRunOpt, JobsOpt, JsonOpt, LogOpt,
 FORMATS = {"tif": ".tif", "tiff": ".tif", "png": ".png", "jpg": ".jpg", "jpeg": ".jpg"}
 IMAGE_SUFFIXES = {".tif", ".tiff", ".png", ".jpg", ".jpeg"}
 
-HELP = """Focus-stack brackets into all-in-focus images, depth maps and coverage reports.
-
-INPUT is a folder of frames (one bracket), a folder of bracket folders (a batch; a flat
-folder holding several brackets is split by file-name prefix, camera and capture-time
-gaps), or the frame files of one bracket. Frames may be JPEG, PNG, TIFF (8/16-bit),
-HEIC or camera RAW; RAW is decoded linear 16-bit with one white balance (the reference
-frame's) for the whole bracket.
-
-Per bracket it writes NAME.tif (16-bit; --format png|jpg for others), NAME_depth.png
-(16-bit, 0 = near .. 65535 = far, see --near), NAME_confidence.png and NAME_coverage.png
-(which frames contributed, frames that added nothing, focus gaps). With -o FILE.tif and
-one bracket, the side files are FILE_depth.png etc. Frames that cannot be read, have
-another size, or fail to align are reported and left out.
-
-Examples:
-
-  aif stack brackets/pcb7 -o pcb7.tif
-
-  aif stack brackets/ -o out/ --jobs 2 --skip-existing
-
-  aif stack --dry-run brackets/
-
-  aif stack shots/*.CR2 -o macro.tif --prefer near
-"""
+HELP = (
+    "Focus-stack brackets into all-in-focus images, depth maps and coverage reports.\n\n"
+    "INPUT is a folder of frames (one bracket), a folder of bracket folders (a batch; a flat folder holding "
+    "several brackets is split by file-name prefix, camera and capture-time gaps), or the frame files of one "
+    "bracket. Frames may be JPEG, PNG, TIFF (8/16-bit), HEIC or camera RAW; RAW is decoded linear 16-bit with "
+    "one white balance (the reference frame's) for the whole bracket. Frames are aligned to the middle frame "
+    "(focus breathing, shake, exposure flicker) and read one at a time, so memory does not grow with the "
+    "number of frames.\n\n"
+    "Per bracket it writes NAME.tif (16-bit; --format png|jpg for others), NAME_depth.png (16-bit, "
+    "0 = near .. 65535 = far, see --near), NAME_confidence.png and NAME_coverage.png (which frames "
+    "contributed, frames that added nothing, focus gaps). With -o FILE.tif and one bracket the side files "
+    "are FILE_depth.png etc. Frames that cannot be read, have another size, or fail to align are reported "
+    "and left out.\n\n"
+    "Examples:\n\n"
+    "  aif stack brackets/pcb7 -o pcb7.tif\n\n"
+    "  aif stack brackets/ -o out/ --jobs 2 --skip-existing\n\n"
+    "  aif stack --dry-run brackets/\n\n"
+    "  aif stack shots/*.CR2 -o macro.tif --prefer near"
+)
 
 
 @app.command("stack", help=HELP, no_args_is_help=True)
