@@ -297,7 +297,7 @@ def random_scene(rng: np.random.Generator, seed: int, fov_x: float, fov_y: float
     # back wall: fronto-parallel or gently slanted about the vertical axis
     yaw = float(rng.uniform(-0.25, 0.25)) if rng.random() < 0.5 else 0.0
     e1 = np.array([np.cos(yaw), 0, np.sin(yaw)])
-    wall_tex = random_texture_name(rng, 0.7)
+    wall_tex = random_texture_name(rng, 0.5, tileable=True)
     layers.append(Layer("wall", np.array([0, 0, wall_z]), e1, ey, wall_tex, tex_seed(),
                         texel_m=wall_z * px_angle * float(rng.uniform(1.0, 2.5)),
                         tex_angle=float(rng.uniform(-0.2, 0.2)),
@@ -310,7 +310,7 @@ def random_scene(rng: np.random.Generator, seed: int, fov_x: float, fov_y: float
         floor_h = float(rng.uniform(*floor_height))  # camera height above the floor (m)
         # floor: X = (u, h, v); v (depth) runs to the wall. Slanted: depth varies per row
         layers.append(Layer("floor", np.array([0, floor_h, 0.0]), ex, np.array([0, 0, 1.0]),
-                            random_texture_name(rng, 0.5), tex_seed(),
+                            random_texture_name(rng, 0.6, tileable=True), tex_seed(),
                             texel_m=3 * floor_h * px_angle * float(rng.uniform(1.0, 2.5)),
                             tex_angle=float(rng.uniform(0, np.pi)), v_max=wall_z * 0.999,
                             gain=float(rng.uniform(0.6, 1.0))))

@@ -133,8 +133,14 @@ def make_texture(name: str, rng: np.random.Generator) -> Texture:
     raise ValueError(f"unknown texture {name!r}")
 
 
-def random_texture_name(rng: np.random.Generator, photo_share: float = 0.6) -> str:
-    photos = available_photos()
+TILEABLE_PHOTOS = ("brick", "gravel", "grass")
+
+
+def random_texture_name(rng: np.random.Generator, photo_share: float = 0.6, tileable: bool = False) -> str:
+    """A texture name: a photograph with probability ``photo_share``, else procedural.
+    ``tileable``: only texture photographs (brick, gravel, grass) that repeat without
+    looking mirrored, for large planes (walls, floors)."""
+    photos = [p for p in available_photos() if not tileable or p in TILEABLE_PHOTOS]
     if photos and rng.random() < photo_share:
         return str(photos[int(rng.integers(len(photos)))])
     return str(PROCEDURAL[int(rng.integers(len(PROCEDURAL)))])
