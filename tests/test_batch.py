@@ -191,3 +191,37 @@ def test_runner_on_dask_local_cluster(tmp_path):
         report = run_batch(items, halve, scheduler=cluster.scheduler_address, progress=False)
     assert report.backend.startswith("dask")
     _check(items, report)
+
+
+# --- a real subcommand's batch, locally and on a dask cluster ---------------------------------
+def _aif(*args: str) -> "subprocess.CompletedProcess":
+    import subprocess
+
+    return subprocess.run([sys.executable, "-m", "aifcli", *args], capture_output=True, text=True, timeout=600)
+
+
+def test_stack_batch_locally_and_on_dask_with_a_corrupt_bracket(tmp_path):
+    distributed = pytest.importorskip("dask.distributed")
+    src = tmp_path / "brackets"
+    r = _aif("synth", "bursts", str(src), "--count", "3", "--frames", "3", "--size", "160", "--seed", "3", "--quiet")
+    assert r.returncode == 0, r.stderr
+    for f in (src / "burst_0001").glob("frame_*"):
+        f.write_bytes(f.read_bytes()[:300])  # every frame of one bracket truncated
+    local, remote = tmp_path / "local", tmp_path / "remote"
+    r = _aif("stack", str(src), "-o", str(local), "--jobs", "2", "--format", "png", "--json")
+    assert r.returncode == 1, r.stderr
+    summary = json.loads(r.stdout)
+    assert summary["failed"] == 1 and summary["done"] == 2
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                  dashboard_address=None) as cluster:
+        r = _aif("stack", str(src), "-o", str(remote), "--scheduler", cluster.scheduler_address, "--format", "png")
+    assert r.returncode == 1, r.stderr
+    assert "burst_0001" in r.stderr and "Traceback" not in r.stderr
+    for name in ("burst_0000", "burst_0002"):
+        a, b = read_image(local / f"{name}.png").pixels, read_image(remote / f"{name}.png").pixels
+        gt = read_image(src / name / "gt" / "aif.png").pixels
+        assert a.shape == gt.shape and np.array_equal(a, b)  # same result wherever it ran
+        assert float(np.mean(np.abs(a - gt))) < 0.05  # and it is the scene, not garbage
+    assert not list(local.glob("burst_0001.*")) and not list(remote.glob("burst_0001.*"))
+    log = json.loads((remote / "aif-log.json").read_text())
+    assert log["backend"].startswith("dask") and log["failed"] == 1
