@@ -205,6 +205,64 @@ def speed(args) -> dict:
     return out
 
 
+def examples(args) -> dict:
+    """The pictures in docs/REFOCUS.md, made through the CLI on a synthetic scene and,
+    when ../shared/data is present, on the real dsc28 bracket."""
+    import subprocess
+
+    from aifcli.synth.pairs import make_pair_scene
+
+    out = args.examples
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = out / "_work"
+    tmp.mkdir(exist_ok=True)
+    sc = make_pair_scene(args.seed, "1024", args.preset, noise=0.0, index=args.example_scene)
+    _save(tmp / "synth_aif.png", sc.aif)
+    np.save(tmp / "synth_disp.npy", sc.disparity)
+    # mask: the card nearest to the camera
+    dmax = float(sc.disparity.max())
+    mask = (sc.disparity > 0.8 * dmax).astype(np.float32)
+    cv2.imwrite(str(tmp / "synth_mask.png"), (mask * 255).astype(np.uint8))
+
+    def aif(*a: str) -> None:
+        cmd = [sys.executable, "-m", "aifcli", "refocus", *a, "--overwrite", "-q"]
+        t0 = time.perf_counter()
+        subprocess.run(cmd, check=True)
+        print(" ".join(cmd[2:]), f"{time.perf_counter() - t0:.1f} s", file=sys.stderr)
+
+    img, disp = str(tmp / "synth_aif.png"), str(tmp / "synth_disp.npy")
+    aif(img, "-d", disp, "--sweep", "4", "--blur", "60", "-o", str(tmp / "synth_pull.jpg"))
+    frames = [cv2.imread(str(tmp / f"synth_pull_{i:03d}.jpg")) for i in range(4)]
+    small = [cv2.resize(f, (512, 384), interpolation=cv2.INTER_AREA) for f in frames]
+    cv2.imwrite(str(out / "synth_focus_sequence.jpg"), np.concatenate(
+        [np.concatenate(small[:2], 1), np.concatenate(small[2:], 1)], 0), [cv2.IMWRITE_JPEG_QUALITY, 88])
+    (tmp / "synth_pull.gif").replace(out / "synth_focus_pull.gif")
+    aif(img, "-d", disp, "--tilt", "-35", "--focus-at", "0.5,0.6", "--blur", "70", "-o", str(tmp / "synth_tilt.jpg"))
+    aif(img, "-d", disp, "--mask", str(tmp / "synth_mask.png"), "--blur", "60", "--focus-at", "0.5,0.05",
+        "-o", str(tmp / "synth_mask.jpg"))
+    aif(img, "-d", disp, "--focus-at", "0.5,0.05", "--blur", "60", "--blades", "6", "-o", str(tmp / "synth_hex.jpg"))
+    row = [cv2.resize(cv2.imread(str(p)), (512, 384), interpolation=cv2.INTER_AREA) for p in
+           (tmp / "synth_aif.png", tmp / "synth_tilt.jpg", tmp / "synth_mask.jpg")]
+    cv2.imwrite(str(out / "synth_aif_tilt_mask.jpg"), np.concatenate(row, 1), [cv2.IMWRITE_JPEG_QUALITY, 88])
+    real = Path(__file__).resolve().parents[2] / "shared" / "data" / "stacks" / "dsc28"
+    if real.is_dir():
+        aif(str(real), "--blur", "30", "--focus-at", "0.5,0.9", "-o", str(tmp / "dsc_near.jpg"),
+            "--debug-dir", str(tmp / "dsc"))
+        rimg, rdisp = str(tmp / "dsc" / "aif.png"), str(tmp / "dsc" / "disparity.npy")
+        aif(rimg, "-d", rdisp, "--blur", "30", "--focus-at", "0.3,0.25", "-o", str(tmp / "dsc_far.jpg"))
+        aif(rimg, "-d", rdisp, "--blur", "40", "--tilt", "40", "--focus-at", "0.5,0.5", "-o", str(tmp / "dsc_tilt.jpg"))
+        m = (np.load(rdisp) > 0.75).astype(np.uint8) * 255
+        cv2.imwrite(str(tmp / "dsc_mask.png"), m)
+        aif(rimg, "-d", rdisp, "--blur", "40", "--mask", str(tmp / "dsc_mask.png"), "-o", str(tmp / "dsc_mask.jpg"))
+        d8 = cv2.applyColorMap((np.load(rdisp) * 255).astype(np.uint8), cv2.COLORMAP_TURBO)
+        tiles = [cv2.imread(rimg), d8] + [cv2.imread(str(tmp / f"dsc_{n}.jpg")) for n in ("near", "far", "tilt", "mask")]
+        tiles = [cv2.resize(t, (375, 250), interpolation=cv2.INTER_AREA) for t in tiles]
+        cv2.imwrite(str(out / "dsc28_aif_disp_near_far_tilt_mask.jpg"),
+                    np.concatenate([np.concatenate(tiles[:3], 1), np.concatenate(tiles[3:], 1)], 0),
+                    [cv2.IMWRITE_JPEG_QUALITY, 88])
+    return {"written": sorted(p.name for p in out.iterdir() if p.is_file())}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--scenes", type=int, default=6)
@@ -221,7 +279,12 @@ def main() -> None:
     ap.add_argument("--highlights", type=float, default=1.0,
                     help="aif's highlight boost (1 = off: synth ground truth has no light above clipping)")
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--examples", type=Path, default=None, help="write the docs pictures to this folder")
+    ap.add_argument("--example-scene", type=int, default=2)
     args = ap.parse_args()
+    if args.examples:
+        print(json.dumps(examples(args), indent=2))
+        return
     res = speed(args) if args.speed else quality(args)
     txt = json.dumps(res, indent=2)
     print(txt)

@@ -233,3 +233,52 @@ def test_cli_image_disparity_sweep_and_errors(tmp_path):
     r = aif("refocus", str(tmp_path / "img.png"), "-d", str(tmp_path / "d.png"), "--aperture", "f/1.4", "--blur", "3",
             "-o", str(tmp_path / "x.png"))
     assert r.returncode == 2 and "either" in r.stderr
+
+
+# --- pair and bracket inputs ----------------------------------------------------------------------
+def test_pair_parallax_gives_foreground_larger_disparity():
+    from aifcli.align.pair import align_pair
+    from aifcli.fuse.toy import make_toy_pair
+    from aifcli.refocus.disparity import parallax_from_alignment
+
+    tp = make_toy_pair(240, 320, seed=1)
+    al = align_pair(tp.main_near, tp.ultrawide, ratio=tp.ratio)
+    res = parallax_from_alignment(al, tp.main_near.shape[:2], tp.aif)
+    fg = tp.fg_alpha > 0.99
+    bg = cv2.erode((tp.fg_alpha < 0.01).astype(np.uint8), np.ones((9, 9), np.uint8)) > 0
+    gap = float(np.median(res.disparity[fg]) - np.median(res.disparity[bg]))
+    flipped = parallax_from_alignment(al, tp.main_near.shape[:2], tp.aif, flip=True)
+    gap_f = float(np.median(flipped.disparity[fg]) - np.median(flipped.disparity[bg]))
+    # the two signs separate foreground and background clearly, in opposite directions
+    assert abs(gap) > 0.3 and gap * gap_f < 0
+    assert res.disparity.shape == tp.main_near.shape[:2] and res.unit == "relative"
+
+
+def test_cli_pair_and_bracket_inputs(tmp_path):
+    from aifcli.fuse.toy import make_toy_pair
+    from aifcli.stack.synthetic import make_bracket
+
+    tp = make_toy_pair(240, 320, seed=2)
+    for name, a in (("main.png", tp.main_near), ("uw.png", tp.ultrawide)):
+        cv2.imwrite(str(tmp_path / name), (np.clip(a, 0, 1)[..., ::-1] * 255 + 0.5).astype(np.uint8))
+    r = aif("refocus", str(tmp_path / "main.png"), str(tmp_path / "uw.png"), "--deblur", "-o",
+            str(tmp_path / "pair_aif.png"), "--debug-dir", str(tmp_path / "pdbg"), "--json")
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "pdbg" / "disparity.npy").exists() and (tmp_path / "pdbg" / "aif.png").exists()
+    import json as _j
+
+    info = _j.loads(r.stdout)
+    assert info["input_kind"] == "pair" and info["disparity"]["source"] == "pair"
+    # deblur writes the fused all-in-focus image exactly
+    a = cv2.imread(str(tmp_path / "pair_aif.png"))
+    b = cv2.imread(str(tmp_path / "pdbg" / "aif.png"))
+    assert np.array_equal(a, b)
+    br = make_bracket(120, 160, n=5, seed=3)
+    (tmp_path / "br").mkdir()
+    for i, f in enumerate(br.frames):
+        cv2.imwrite(str(tmp_path / "br" / f"f{i:02d}.png"), (np.clip(f, 0, 1)[..., ::-1] * 255 + 0.5).astype(np.uint8))
+    r = aif("refocus", str(tmp_path / "br"), "--blur", "12", "--focus-at", "0.3,0.45", "-o", str(tmp_path / "br.png"),
+            "--json")
+    assert r.returncode == 0, r.stderr
+    assert _j.loads(r.stdout)["disparity"]["source"] == "bracket"
+    assert cv2.imread(str(tmp_path / "br.png")).shape == (120, 160, 3)
