@@ -202,6 +202,18 @@ def speed(args) -> dict:
         out[name] = {"seconds_median": float(np.median(ts)), "seconds_all": [round(t, 2) for t in ts],
                      "max_radius_px": float(coc.max() / 2), **(info or {})}
         print(name, out[name], file=sys.stderr)
+    # tilt-shift: per-pixel radii that do not follow disparity (the split-level path)
+    from aifcli.refocus.controls import CocModel, defocus_map
+
+    plan = defocus_map(d, CocModel(K), 0.5, tilt=(-30.0, 0.0), centre=(W / 2, H * 0.6), max_coc=2 * args.radius)
+    ts = []
+    for _ in range(args.runs):
+        t0 = time.perf_counter()
+        r = render_defocus(img, d, plan.coc, options=RenderOptions(threads=args.threads))
+        ts.append(time.perf_counter() - t0)
+    out["tilt"] = {"seconds_median": float(np.median(ts)), "seconds_all": [round(t, 2) for t in ts],
+                   "max_radius_px": float(plan.coc.max() / 2), **r.to_dict()}
+    print("tilt", out["tilt"], file=sys.stderr)
     return out
 
 

@@ -388,19 +388,44 @@ def _render_tile(lin: np.ndarray, d: np.ndarray, r: np.ndarray, centres: np.ndar
             acc = blur_premultiplied(P, r_b, opts.aperture)
             count += 1
         else:
+            # Per-pixel radii (tilt, mask): split over radius levels. Levels that share a
+            # downscale factor are weighted and blurred together at that scale, so full
+            # resolution is touched once per factor, not once per level.
             act = alpha > 0
             rad = np.where(own, rr, r_b).astype(np.float32)
-            pos = np.interp(rad, levels, np.arange(levels.size, dtype=np.float32))
-            k0 = np.floor(pos).astype(np.int32)
-            fr = (pos - k0).astype(np.float32)
-            for k in range(int(k0[act].min()), int(min(k0[act].max() + 1, levels.size - 1)) + 1):
-                wk = np.where(k0 == k, 1 - fr, 0) + np.where(k0 == k - 1, fr, 0)
-                wk = wk.astype(np.float32)
-                if not (wk[act] > 0).any():
+            pos_full = np.interp(rad[act], levels, np.arange(levels.size, dtype=np.float32))
+            kmin, kmax = int(np.floor(pos_full.min())), int(min(np.floor(pos_full.max()) + 1, levels.size - 1))
+            ks = list(range(kmin, kmax + 1))
+            groups: dict[int, list[int]] = {}
+            for k in ks:
+                groups.setdefault(coarse_factor(float(levels[k])), []).append(k)
+            for f, kk in sorted(groups.items()):
+                if f > 1 and min(hb, wb) // f >= 8:
+                    hs, ws = max(1, round(hb / f)), max(1, round(wb / f))
+                    Pf = cv2.resize(P, (ws, hs), interpolation=cv2.INTER_AREA)
+                    rf = cv2.resize(rad, (ws, hs), interpolation=cv2.INTER_AREA)
+                    sc = wb / ws
+                else:
+                    Pf, rf, sc, f = P, rad, 1.0, 1
+                pos = np.interp(rf, levels, np.arange(levels.size, dtype=np.float32))
+                k0 = np.floor(pos).astype(np.int32)
+                fr = (pos - k0).astype(np.float32)
+                accf = None
+                for k in kk:
+                    wk = (np.where(k0 == k, 1 - fr, 0) + np.where(k0 == k - 1, fr, 0)).astype(np.float32)
+                    if not (wk > 0).any():
+                        continue
+                    Pk = Pf * wk[..., None]
+                    if levels[k] >= 0.5:
+                        Pk = cv2.filter2D(Pk, -1, aperture_kernel(float(levels[k]) / sc, opts.aperture),
+                                          borderType=cv2.BORDER_REFLECT)
+                    accf = Pk if accf is None else accf + Pk
+                    count += 1
+                if accf is None:
                     continue
-                Bk = blur_premultiplied(P * wk[..., None], float(levels[k]), opts.aperture)
-                acc = Bk if acc is None else acc + Bk
-                count += 1
+                if f > 1:
+                    accf = cv2.resize(accf, (wb, hb), interpolation=cv2.INTER_LINEAR)
+                acc = accf if acc is None else acc + accf
         if acc is None:
             continue
         o = out[y0:y1, x0:x1]
