@@ -36,8 +36,9 @@ def test_fusion_beats_both_inputs_and_keeps_the_sharp_main(focus):
     assert psnr(r.image, tp.aif) > psnr(main, tp.aif) + 1.0
     assert psnr(r.image, tp.aif) > psnr(r.intermediates["color_matched"], tp.aif) + 1.0
     infocus = tp.fg_alpha > 0.99 if focus == "near" else cv2.erode(1 - tp.fg_alpha, np.ones((25, 25))) > 0.99
-    # in the main's in-focus region the result is no worse than the main (0.2 dB, or exact)
-    assert rmse(r.image, tp.aif, infocus) <= rmse(main, tp.aif, infocus) * 1.024 + 1e-3
+    # in the main's in-focus region the result is no worse than the main: within 0.2 dB, or
+    # (the toy main is exact there) within 0.5/255 RMS
+    assert rmse(r.image, tp.aif, infocus) <= rmse(main, tp.aif, infocus) * 1.024 + 2e-3
 
 
 def test_masks_sum_to_one_and_intermediates_are_complete():

@@ -352,7 +352,8 @@ def photometric_agreement(main_s: np.ndarray, uwh_s: np.ndarray, fw: np.ndarray,
 
 def align_pair(main: np.ndarray, ultrawide: np.ndarray, *, ratio: float | None = None, preset: Any = None,
                work_width: int = 1024, n_features: int = 3000, min_inliers: int = 20,
-               flow_blur: float = 1.0, min_agreement: float = 0.5, min_confident: float = 0.2, main_path: Any = None,
+               flow_blur: float = 1.0, min_agreement: float = 0.5, min_confident: float = 0.2,
+               fb_abs: float = 0.5, occ_grow: int = 1, main_path: Any = None,
                uw_path: Any = None) -> PairAlignment:
     """Align ``ultrawide`` to ``main`` (both float32 HxWx3 RGB, any sizes).
 
@@ -404,7 +405,7 @@ def align_pair(main: np.ndarray, ultrawide: np.ndarray, *, ratio: float | None =
     fw, bw = dense_flow(gm_w, gu_w, flow_blur)
     timings["flow"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    cons = fb_confidence(fw, bw)
+    cons = fb_confidence(fw, bw, abs_=fb_abs)
     # field of view: where main pixel + flow lands inside the ultra-wide
     al = PairAlignment(H=H, H0=H0, main_shape=(mh, mw), uw_shape=(uh, uw_), work_scale=a, flow=fw, flow_bw=bw,
                        confidence=cons, infield=cons, matches=n_match, inliers=n_inl, residual_px=res,
@@ -419,7 +420,8 @@ def align_pair(main: np.ndarray, ultrawide: np.ndarray, *, ratio: float | None =
     # Occlusions are thin at work scale: grow low-confidence areas by a pixel, soften edges.
     k = np.ones((3, 3), np.uint8)
     conf = cv2.morphologyEx(cons, cv2.MORPH_OPEN, k)  # drop isolated 'confident' specks
-    conf = cv2.erode(conf, k) * cv2.erode(inf, k)
+    ke = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * occ_grow + 1,) * 2) if occ_grow > 0 else k
+    conf = cv2.erode(conf, ke) * cv2.erode(inf, k)
     conf = cv2.GaussianBlur(conf, (0, 0), 1.0)
     al.confidence = np.clip(conf, 0, 1).astype(np.float32)
     al.infield = inf

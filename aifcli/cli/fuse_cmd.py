@@ -36,7 +36,7 @@ def fuse_cmd(
                                                                           "(ghosts at occlusions).")] = False,
     main_bias: Annotated[float, typer.Option("--main-bias", help="The main keeps a region while its fine detail is at "
                                                                  "least this fraction of the ultra-wide's.",
-                                             min=0.01, max=10.0)] = 0.5,
+                                             min=0.01, max=10.0)] = 0.7,
     fuse_scale: Annotated[Optional[float], typer.Option("--fuse-scale", help="Scale of the main grid the blend runs "
                                                                              "on (default: the ultra-wide's pixel "
                                                                              "density, 0.5-1).", min=0.1, max=1.0)] = None,

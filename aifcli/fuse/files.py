@@ -23,7 +23,7 @@ def debug_paths(debug_dir: Path, stem: str) -> list[Path]:
 
 def fuse_files(main_path: str | Path, uw_path: str | Path, out_path: str | Path, *, preset: str | None = None,
                ratio: float | None = None, overwrite: bool = False, debug_dir: str | Path | None = None,
-               quality: int = 95, detect_swap: bool = True, use_confidence: bool = True, main_bias: float = 0.5,
+               quality: int = 95, detect_swap: bool = True, use_confidence: bool = True, main_bias: float = 0.7,
                fuse_scale: float | None = None, work_width: int = 1024) -> dict[str, Any]:
     """Read, align, colour-match, fuse, write. Returns a JSON-able summary."""
     from .pair import fuse_pair

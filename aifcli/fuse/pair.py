@@ -70,7 +70,7 @@ def detail_energy(rgb: np.ndarray, sigma_hp: float = 1.5, sigma_win: float = 3.0
     return cv2.GaussianBlur(hp * hp, (0, 0), sigma_win)
 
 
-def main_mask(main: np.ndarray, uw: np.ndarray, infield: np.ndarray, *, bias: float = 0.5, softness: float = 0.3,
+def main_mask(main: np.ndarray, uw: np.ndarray, infield: np.ndarray, *, bias: float = 0.7, softness: float = 0.3,
               eps: float = 2e-6, grow: int = 2) -> np.ndarray:
     """M_m: 1 where the main is at least ``bias`` times as detailed as the ultra-wide.
 
@@ -154,7 +154,7 @@ def choose_fuse_scale(al: PairAlignment, main_shape: tuple[int, int]) -> float:
 
 def fuse_pair(main: np.ndarray, ultrawide: np.ndarray, preset: Any = None, *, ratio: float | None = None,
               alignment: PairAlignment | None = None, fuse_scale: float | None = None, use_confidence: bool = True,
-              main_bias: float = 0.5, sharpen: float = 0.5, levels: int | None = None, work_width: int = 1024,
+              main_bias: float = 0.7, sharpen: float = 0.5, levels: int | None = None, work_width: int = 1024,
               keep_intermediates: bool = False, main_path: Any = None, uw_path: Any = None) -> FuseResult:
     """All-in-focus main view from ``main`` and ``ultrawide`` (float32 HxWx3 RGB [0,1]).
 
