@@ -178,6 +178,21 @@ def bench_quality(args) -> list[dict]:
             if peer is not None:
                 res["enfuse"] = score(peer, b.aif, mask, band, lp)
             al = true_aligned(b)
+            if args.peer and peer_available():
+                # the same enfuse on frames aligned with the *true* transforms: separates the
+                # peer's fusion from align_image_stack's registration
+                import tifffile
+
+                tw = work / f"true_{seed}"
+                tw.mkdir()
+                for i, f in enumerate(al):
+                    q = (np.clip(f, 0, 1) * 65535 + 0.5).astype(np.uint16)
+                    tifffile.imwrite(tw / f"t_{i:03d}.tif", q, photometric="rgb")
+                w3, r3, rc3, _ = run_measured(["enfuse", "--exposure-weight=0", "--saturation-weight=0",
+                                                "--contrast-weight=1", "--hard-mask", "--contrast-window-size=5",
+                                                "-o", "enfuse.tif", *map(str, sorted(tw.glob("t_*.tif")))], cwd=str(tw))
+                if rc3 == 0:
+                    res["enfuse_true"] = score(read_rgb(tw / "enfuse.tif")[0], b.aif, mask, band, lp)
             singles = [score(f, b.aif, mask, band, None) for f in al]
             res["best_single"] = max(singles, key=lambda s: s["psnr"])
             res["oracle_5x5"] = score(oracle(al, b.aif), b.aif, mask, band, None)
@@ -208,10 +223,13 @@ def quality_table(rows: list[dict], peer_note: str) -> str:
     for r in rows:
         for name, key, sec, rss in (("aif stack", "ours", "ours_seconds", "ours_rss_mb"),
                                     ("align_image_stack + enfuse", "enfuse", "peer_seconds", "peer_rss_mb"),
+                                    ("enfuse on truly aligned frames", "enfuse_true", None, None),
                                     ("best single frame (true alignment)", "best_single", None, None),
                                     ("oracle 5x5 selection (ceiling)", "oracle_5x5", None, None)):
             s = r.get(key)
             if s is None:
+                if key == "enfuse_true":
+                    continue
                 if key == "enfuse":
                     lines.append(f"| {r['seed']} | {r['size']} | {r['frames']} | {r['noise']} | {name} | "
                                  f"unavailable ({peer_note or r.get('peer_error', '')[:60]}) | | | | | |")
@@ -232,6 +250,12 @@ def quality_table(rows: list[dict], peer_note: str) -> str:
         summ.append(f"vs enfuse: PSNR {np.mean(dp):+.2f} dB mean (min {min(dp):+.2f}), halo-band squared error "
                     f"{-100 * np.mean(halo):+.0f}% (negative = lower), speed {np.mean(sp):.2f}x enfuse's wall time ratio "
                     f"(enfuse s / aif s).")
+        tr = [r for r in peers if "enfuse_true" in r]
+        if tr:
+            dt = [r["ours"]["psnr"] - r["enfuse_true"]["psnr"] for r in tr]
+            ht = [1 - (r["ours"]["halo_rmse"] / r["enfuse_true"]["halo_rmse"]) ** 2 for r in tr]
+            summ.append(f"vs enfuse on truly aligned frames: PSNR {np.mean(dt):+.2f} dB mean (min {min(dt):+.2f}), "
+                        f"halo-band squared error {-100 * np.mean(ht):+.0f}%.")
         if all("lpips" in r["ours"] and "lpips" in r["enfuse"] for r in peers):
             summ.append(f"LPIPS: aif {np.mean([r['ours']['lpips'] for r in peers]):.4f} vs enfuse "
                         f"{np.mean([r['enfuse']['lpips'] for r in peers]):.4f}.")
