@@ -157,6 +157,17 @@ def _prefilter(img: np.ndarray, density: float) -> tuple[np.ndarray, float]:
     return out, nw / w
 
 
+def _work_scale(h: int, w: int, width: int) -> float:
+    """About ``width / w``, snapped to 1/n when n divides both sides (OpenCV's INTER_AREA is
+    2-3x faster for integer factors: 18 vs 48 ms on a 12 MP frame here)."""
+    if w <= width:
+        return 1.0
+    n = max(1, round(w / width))
+    if w % n == 0 and h % n == 0 and 0.75 * width <= w / n <= 1.34 * width:
+        return 1.0 / n
+    return width / w
+
+
 def _resize(img: np.ndarray, scale: float) -> np.ndarray:
     if abs(scale - 1.0) < 1e-6:
         return img
@@ -218,12 +229,13 @@ def _match(d1: np.ndarray | None, d2: np.ndarray | None, ratio: float = 0.8) -> 
 # --- the stages ---------------------------------------------------------------------------
 def estimate_homography(main_s: np.ndarray, uw: np.ndarray, main_shape: tuple[int, int], a: float,
                         H0: np.ndarray, n_features: int = 3000, min_inliers: int = 20,
-                        uw_path: Any = None, sift_width: int = 768) -> tuple[np.ndarray | None, int, int, float, dict[str, float]]:
+                        uw_path: Any = None, sift_width: int = 768
+                        ) -> tuple[np.ndarray | None, int, int, float, dict[str, float], np.ndarray, float]:
     """Homography (main full px -> uw full px) from SIFT on the work grid (None if too few agree).
 
     ``main_s`` is the main image already resized by ``a``. The ultra-wide is shrunk to the
     same pixel density and pre-warped by ``H0`` so that SIFT compares like with like.
-    Returns (H, matches, inliers, median residual in main px, timings).
+    Returns (H, matches, inliers, median residual in main px, timings, shrunk ultra-wide, its scale).
     """
     t: dict[str, float] = {}
     t0 = time.perf_counter()
@@ -232,6 +244,7 @@ def estimate_homography(main_s: np.ndarray, uw: np.ndarray, main_shape: tuple[in
     b = min(1.0, a / max(s0, 1e-6))
     uw_s = _resize(uw, b)
     b = uw_s.shape[1] / uw.shape[1]
+    uw_s0, b0 = uw_s, b  # handed back: the ultra-wide at about the work grid's density
     G = _scale_mat(b) @ H0 @ np.linalg.inv(_scale_mat(a))  # work main px -> small uw px
     uw_p = cv2.warpPerspective(uw_s, G, (w, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)
     valid = cv2.warpPerspective(np.full(uw_s.shape[:2], 255, np.uint8), G, (w, h),
@@ -274,7 +287,7 @@ def estimate_homography(main_s: np.ndarray, uw: np.ndarray, main_shape: tuple[in
             back_u = lambda pts: pts  # noqa: E731
     n_match = len(pairs)
     if n_match < min_inliers:
-        return None, n_match, 0, float("nan"), t
+        return None, n_match, 0, float("nan"), t, uw_s0, b0
     t0 = time.perf_counter()
     pm = back(np.float32([km[i].pt for i, _ in pairs]).reshape(-1, 1, 2))
     pu = back_u(np.float32([ku[j].pt for _, j in pairs]).reshape(-1, 1, 2))
@@ -282,7 +295,7 @@ def estimate_homography(main_s: np.ndarray, uw: np.ndarray, main_shape: tuple[in
     t["magsac"] = time.perf_counter() - t0
     n_inl = int(inl.sum()) if inl is not None else 0
     if Hr is None or n_inl < min_inliers:
-        return None, n_match, n_inl, float("nan"), t
+        return None, n_match, n_inl, float("nan"), t, uw_s0, b0
     if G is not None:
         Hs = G_used @ Hr  # work main px -> small uw px
     else:
@@ -294,7 +307,7 @@ def estimate_homography(main_s: np.ndarray, uw: np.ndarray, main_shape: tuple[in
     pu_full = cv2.perspectiveTransform(pu[sel].astype(np.float64), np.linalg.inv(_scale_mat(b)) @ G_used)
     err_uw = np.linalg.norm(cv2.perspectiveTransform(pm_full, H) - pu_full, axis=-1).ravel()
     res = float(np.median(err_uw)) / max(_local_scale(H, main_shape), 1e-6)  # in main px
-    return H, n_match, n_inl, res, t
+    return H, n_match, n_inl, res, t, uw_s0, b0
 
 
 def _prep(img: np.ndarray) -> np.ndarray:
@@ -373,13 +386,13 @@ def align_pair(main: np.ndarray, ultrawide: np.ndarray, *, ratio: float | None =
     uh, uw_ = ultrawide.shape[:2]
     if min(mh, mw, uh, uw_) < 32:
         raise InputError("image too small to align (need at least 32 px)", uw_path if min(uh, uw_) < 32 else main_path)
-    a = min(1.0, work_width / mw)
+    a = _work_scale(mh, mw, work_width)
     t0 = time.perf_counter()
     main_s = _resize(main, a)
     a = main_s.shape[1] / mw
     timings["downscale"] = time.perf_counter() - t0
     H0 = initial_homography((mh, mw), (uh, uw_), ratio)
-    H, n_match, n_inl, res, th = estimate_homography(main_s, ultrawide, (mh, mw), a, H0, n_features, min_inliers, uw_path)
+    H, n_match, n_inl, res, th, uw_s, b = estimate_homography(main_s, ultrawide, (mh, mw), a, H0, n_features, min_inliers, uw_path)
     timings.update({f"homography_{k}": v for k, v in th.items()})
     used_prior = H is None
     if used_prior:
@@ -395,7 +408,10 @@ def align_pair(main: np.ndarray, ultrawide: np.ndarray, *, ratio: float | None =
     # Homography-warped ultra-wide on the work grid, then residual flow both ways.
     t0 = time.perf_counter()
     h, w = main_s.shape[:2]
-    src, c = _prefilter(ultrawide, scale / a)
+    if b < 1.0 and scale / a * b > 0.7:  # the shrunk copy is dense enough for the work grid
+        src, c = uw_s, b
+    else:
+        src, c = _prefilter(ultrawide, scale / a)
     M = _scale_mat(c) @ H @ np.linalg.inv(_scale_mat(a))
     uwh_s = cv2.warpPerspective(src, M, (w, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
                                 borderMode=cv2.BORDER_REPLICATE)

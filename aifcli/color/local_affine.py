@@ -134,11 +134,12 @@ def apply_coefficients(source: np.ndarray, coef: np.ndarray) -> np.ndarray:
     """out_c = sum_k A[c,k] * src_k + b_c with the 12-channel field ``coef`` upsampled to ``source``."""
     sh, sw = source.shape[:2]
     out = np.empty_like(source, dtype=np.float32)
-    planes = [source[..., k] for k in range(3)]
+    planes = cv2.split(np.ascontiguousarray(source, dtype=np.float32))
+    ak = np.empty((sh, sw), np.float32)
     for c in range(3):
         acc = cv2.resize(np.ascontiguousarray(coef[..., 9 + c]), (sw, sh), interpolation=cv2.INTER_LINEAR)
         for k in range(3):
-            ak = cv2.resize(np.ascontiguousarray(coef[..., 3 * c + k]), (sw, sh), interpolation=cv2.INTER_LINEAR)
-            acc += ak * planes[k]
+            cv2.resize(np.ascontiguousarray(coef[..., 3 * c + k]), (sw, sh), dst=ak, interpolation=cv2.INTER_LINEAR)
+            cv2.accumulateProduct(ak, planes[k], acc)  # acc += a_ck * src_k, in place
         out[..., c] = acc
     return np.clip(out, 0.0, 1.0, out=out)

@@ -138,7 +138,8 @@ def compose(main: np.ndarray, main_t: np.ndarray, iwc: np.ndarray, idr: np.ndarr
     d = cv2.subtract(idr, main_t)
     corr += d * m_d[..., None]
     if corr.shape[:2] != main.shape[:2]:
-        out = cv2.resize(corr, (main.shape[1], main.shape[0]), interpolation=cv2.INTER_LINEAR)
+        out = np.empty(main.shape, np.float32)
+        cv2.resize(corr, (main.shape[1], main.shape[0]), dst=out, interpolation=cv2.INTER_LINEAR)
     else:
         out = corr
     cv2.add(main, out, dst=out)  # one full-resolution buffer, reused
