@@ -10,7 +10,8 @@ A slanted plane has a CoC that varies across it. Its signed CoC is affine in the
 coordinates (see ``optics``), so we split it into bins of nearly equal CoC with tent
 (linear) weights that sum to one, blur each bin with its own disc, and *add* the bins
 (one surface never occludes itself) before compositing the layer as a whole. Bins are
-spaced 0.5 px in radius for small blur and 8 % of the radius for large blur.
+spaced 0.5 px in radius for small blur and 8 % of the radius for large blur; a layer
+whose CoC varies less than one bin spacing gets a single blur at its mean radius.
 """
 from __future__ import annotations
 
@@ -68,7 +69,9 @@ def defocus_layer(li: LayerImage, focus: Focus | None, w: int, h: int) -> tuple[
         big = rgba  # read only below
     else:
         big = cv2.copyMakeBorder(rgba, y0 - by0, by1 - y1, x0 - bx0, bx1 - x1, cv2.BORDER_CONSTANT, value=0)
-    if rmax - rmin < 0.25 or rmax < 0.5:
+    if rmax - rmin < max(0.5, 0.08 * rmax):
+        # the CoC varies less across the layer than the bin spacing: one blur at the mean
+        # radius (error <= half a bin: 0.25 px, or 4 % of the radius)
         return blur_disc(big, 0.5 * (rmin + rmax), focus.blades), bb
     centres = _bins(rmin, rmax)
     rr = np.full(big.shape[:2], -1.0, np.float32)
