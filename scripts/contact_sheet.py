@@ -67,7 +67,18 @@ def main() -> int:
         ps = make_pair_scene(args.seed, args.size, index=k)
         h = int(round(TILE_W * ps.aif.shape[0] / ps.aif.shape[1]))
         m = ps.metadata["main"]
+        # a 1:1 crop around the edge of the near-focused region: defocus at full scale
+        edge = cv2.morphologyEx(ps.infocus_near.astype(np.uint8), cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8))
+        ys, xs = np.nonzero(edge)
+        H_, W_ = ps.aif.shape[:2]
+        cy = int(np.median(ys)) if len(ys) else H_ // 2
+        cx = int(np.median(xs)) if len(xs) else W_ // 2
+        y0 = int(np.clip(cy - h // 2, 0, H_ - h))
+        x0 = int(np.clip(cx - TILE_W // 2, 0, W_ - TILE_W))
+        crop = (slice(y0, y0 + h), slice(x0, x0 + TILE_W))
         rows.append(np.hstack([
+            _tile(ps.main_near[crop], "main_near 1:1 crop", h),
+            _tile(ps.main_far[crop], "main_far 1:1 crop", h),
             _tile(ps.main_near, f"main_near {m['focus_near_m']:.2f} m", h),
             _tile(ps.main_far, f"main_far {m['focus_far_m']:.1f} m", h),
             _tile(ps.ultrawide, "ultrawide", h),
@@ -85,6 +96,9 @@ def main() -> int:
     tiles = [_tile(b.frames[i], f"frame {i} ({b.focus_m[i] * 100:.1f} cm)", h) for i in picks]
     tiles += [_tile(b.aif, "gt/aif (ref frame)", h), _tile(_colour(b.focus_index, 0, n - 1), "gt/focus_index", h),
               _tile(_colour(1.0 / b.depth), "gt/depth (inverse)", h)]
+    crop = (slice(b.aif.shape[0] // 2 - h // 2, b.aif.shape[0] // 2 + h - h // 2),
+            slice(b.aif.shape[1] // 2 - TILE_W // 2, b.aif.shape[1] // 2 + TILE_W // 2))
+    tiles = [_tile(b.frames[0][crop], "frame 0 1:1 crop", h), _tile(b.frames[-1][crop], f"frame {n - 1} 1:1 crop", h)] + tiles
     row = np.hstack(tiles)
     if row.shape[0] != rows[0].shape[0]:
         row = cv2.resize(row, (row.shape[1], rows[0].shape[0]), interpolation=cv2.INTER_AREA)
