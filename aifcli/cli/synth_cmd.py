@@ -89,7 +89,13 @@ def _pair_item(item: WorkItem) -> dict[str, Any]:
             "focus_far_m": round(m["main"]["focus_far_m"], 3), "occluded": round(m["occluded_fraction"], 4)}
 
 
-@synth_app.command("pairs", epilog=(
+PAIRS_CMD_HELP = (
+    'Render phone pairs: a main camera focused near and far, and an ultra-wide, with ground truth.\n\n'
+    "Scenes are textured planes (photographs shipped with scikit-image and procedural noise): a back wall 3-40 m away, often a floor, and 3-6 cut-out cards from 10-35 cm outward, some slanted. The main camera (preset focal length, f-number, pixel pitch) is focused on the nearest card (main_near) and on the far field (main_far); the ultra-wide sits the preset's baseline away, slightly rotated, focused at its hyperfocal distance, with its own white balance, tone curve, vignetting and noise. Defocus is thin-lens (DC² eq. 1), rendered layer by layer back to front."
+)
+
+
+@synth_app.command("pairs", help=PAIRS_CMD_HELP, epilog=(
     "Example:\n\n  aif synth pairs data/pairs --count 20 --seed 1 --size 1024\n\n"
     "writes data/pairs/scene_0000/{main_near,main_far,ultrawide}.jpg with phone EXIF and gt/ with aif.png "
     "(16-bit, main view and colour, no noise), depth.npy (m), disparity.npy (main px), occlusion.png, "
@@ -171,7 +177,13 @@ def _burst_item(item: WorkItem) -> dict[str, Any]:
     return {"outputs": outs, "focus_m": [round(b.focus_m[0], 4), round(b.focus_m[-1], 4)]}
 
 
-@synth_app.command("bursts", epilog=(
+BURSTS_CMD_HELP = (
+    'Render focus brackets: frames sweeping focus near to far, with breathing, shake, flicker and noise.\n\n'
+    "The depth range is sized so that neighbouring frames' focus differs by 2 px of circle of confusion at the output size: every depth in the scene is sharp in some frame. Ground truth (all-in-focus image, depth, in-focus frame index) is in the geometry of the middle frame."
+)
+
+
+@synth_app.command("bursts", help=BURSTS_CMD_HELP, epilog=(
     "Example:\n\n  aif synth bursts data/brackets --count 5 --frames 30 --raw\n\n"
     "writes data/brackets/burst_0000/frame_000.dng ... frame_029.dng and gt/ with aif.png (16-bit, geometry "
     "of the reference frame F//2), depth.npy (m), focus_index.npy (fractional frame index in focus per "
@@ -257,7 +269,13 @@ def bursts_cmd(
     finish_batch(ui, report, log, what="burst")
 
 
-@synth_app.command("from-rgbd", epilog=(
+FROM_RGBD_CMD_HELP = (
+    'Turn an RGB image plus a depth or disparity map into a phone-pair scene with ground truth.\n\n'
+    "The depth is cut into slabs at their depths; the main camera renders them focused near and far, the ultra-wide from the preset's baseline. Regions the image never saw (behind foreground objects, beyond its edges) are filled from neighbouring colours: fine for training alignment and fusion, not photographs of those regions."
+)
+
+
+@synth_app.command("from-rgbd", help=FROM_RGBD_CMD_HELP, epilog=(
     "Example (scikit-image ships a stereo image with ground-truth disparity):\n\n"
     "  aif synth from-rgbd motorcycle_left.png motorcycle_disp.npz data/rgbd --kind disparity --near 0.5 --far 6\n\n"
     "writes data/rgbd/motorcycle_left/{main_near,main_far,ultrawide}.jpg and gt/ exactly as `aif synth pairs` "
