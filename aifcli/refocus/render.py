@@ -46,7 +46,8 @@ import numpy as np
 
 from ..image import linear_to_srgb, srgb_to_linear
 
-MAX_COARSE_RADIUS = 4.0
+MAX_COARSE_RADIUS = 6.0
+COARSE_VAR = 0.3  # variance (in f^2 units) added by the down- and upsampling
 BLOCK = 16  # block size of the per-tile depth/radius statistics used to skip and crop layers
 
 
@@ -123,11 +124,24 @@ def aperture_kernel(radius: float, aperture: Aperture = Aperture()) -> np.ndarra
 
 
 def coarse_factor(radius: float) -> int:
-    """Power-of-two downscale at which a blur of ``radius`` px runs (kernel radius <= 4 px there)."""
+    """Power-of-two downscale at which a blur of ``radius`` px runs (kernel radius <= MAX_COARSE_RADIUS px there)."""
     f = 1
     while radius / f > MAX_COARSE_RADIUS and f < 32:
         f *= 2
     return f
+
+
+def coarse_radius(radius: float, f: float) -> float:
+    """Kernel radius at 1/f scale for a blur of ``radius`` full-resolution px.
+
+    Area downscaling and bilinear upscaling add blur of their own (variance about
+    COARSE_VAR * f^2 per axis); a disc of radius r has variance r^2 / 4 per axis, so the
+    kernel is shrunk to keep the total second moment of the full-resolution blur.
+    """
+    if f <= 1:
+        return radius
+    r2 = radius * radius - 4.0 * COARSE_VAR * f * f
+    return math.sqrt(max(r2, 0.25 * radius * radius)) / f
 
 
 def blur_premultiplied(P: np.ndarray, radius: float, aperture: Aperture = Aperture(),
@@ -147,7 +161,7 @@ def blur_premultiplied(P: np.ndarray, radius: float, aperture: Aperture = Apertu
         hs, ws = max(1, round(h / f)), max(1, round(w / f))
         small = cv2.resize(P, (ws, hs), interpolation=cv2.INTER_AREA)
         fx = w / ws
-        small = cv2.filter2D(small, -1, aperture_kernel(radius / fx, aperture), borderType=border)
+        small = cv2.filter2D(small, -1, aperture_kernel(coarse_radius(radius, fx), aperture), borderType=border)
         out = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
         return out.reshape(P.shape)
     return cv2.filter2D(P, -1, aperture_kernel(radius, aperture), borderType=border).reshape(P.shape)
@@ -310,6 +324,7 @@ def _render_tile(lin: np.ndarray, d: np.ndarray, r: np.ndarray, centres: np.ndar
     h, w = d.shape
     nb = centres.size
     out = np.zeros((h, w, 4), np.float32)
+    lin4 = cv2.cvtColor(np.ascontiguousarray(lin), cv2.COLOR_RGB2RGBA)
     # block statistics for skipping and cropping
     bh, bw = -(-h // BLOCK), -(-w // BLOCK)
     pad = ((0, bh * BLOCK - h), (0, bw * BLOCK - w))
@@ -343,9 +358,8 @@ def _render_tile(lin: np.ndarray, d: np.ndarray, r: np.ndarray, centres: np.ndar
         own = alpha > 0  # the layer's own pixels
         if not own.any():
             continue
-        P = np.empty(dd.shape + (4,), np.float32)
-        np.multiply(ll, alpha[..., None], out=P[..., :3])
-        P[..., 3] = alpha
+        # premultiplied RGBA in one contiguous multiply (lin4 carries alpha = 1)
+        P = lin4[y0:y1, x0:x1] * alpha[..., None]
         r_b = float(rbins[b])
         f = coarse_factor(r_b)
         hb, wb = dd.shape
@@ -360,7 +374,7 @@ def _render_tile(lin: np.ndarray, d: np.ndarray, r: np.ndarray, centres: np.ndar
                 fz *= near
                 small[..., :3] += fc * fz[..., None]
                 small[..., 3] += fz
-            k = aperture_kernel(r_b / (wb / ws), opts.aperture)
+            k = aperture_kernel(coarse_radius(r_b, wb / ws), opts.aperture)
             small = cv2.filter2D(small, -1, k, borderType=cv2.BORDER_REFLECT)
             acc = cv2.resize(small, (wb, hb), interpolation=cv2.INTER_LINEAR)
             count += 1
@@ -371,12 +385,11 @@ def _render_tile(lin: np.ndarray, d: np.ndarray, r: np.ndarray, centres: np.ndar
         if has_fill:
             # occluded part of this layer (nearer pixels within ``band`` of its own pixels):
             # alpha 1, colour extrapolated from the layer's own pixels (pull-push at 1/4)
-            fc, near_band = _fill(P, alpha, band)
+            fc, near_band = _fill(P, band)
             fill = fill_zone & near_band
             if fill.any():
-                np.copyto(P[..., :3], fc, where=fill[..., None])
-                alpha[fill] = 1.0
-                P[..., 3] = alpha
+                np.copyto(P, fc, where=fill[..., None])  # fc is RGBA with alpha 1
+                alpha = P[..., 3]
         # One radius for the whole layer when the pixels' radii follow the layer plan
         # (plain refocus); otherwise split them over radius levels (tilt, mask, maps).
         single = plain
@@ -417,7 +430,7 @@ def _render_tile(lin: np.ndarray, d: np.ndarray, r: np.ndarray, centres: np.ndar
                         continue
                     Pk = Pf * wk[..., None]
                     if levels[k] >= 0.5:
-                        Pk = cv2.filter2D(Pk, -1, aperture_kernel(float(levels[k]) / sc, opts.aperture),
+                        Pk = cv2.filter2D(Pk, -1, aperture_kernel(coarse_radius(float(levels[k]), sc), opts.aperture),
                                           borderType=cv2.BORDER_REFLECT)
                     accf = Pk if accf is None else accf + Pk
                     count += 1
@@ -441,20 +454,20 @@ def _fill_small(small: np.ndarray, band: float) -> tuple[np.ndarray, np.ndarray]
     return col, (dist <= band + 1.0).astype(np.float32)
 
 
-def _fill(P: np.ndarray, alpha: np.ndarray, band: float, scale: int = 4) -> tuple[np.ndarray, np.ndarray]:
-    """Extrapolated colour of a layer and the zone within ``band`` px of its pixels.
+def _fill(P: np.ndarray, band: float, scale: int = 4) -> tuple[np.ndarray, np.ndarray]:
+    """Extrapolated colour of a layer (RGBA, alpha 1) and the zone within ``band`` px of it.
 
-    ``P``: premultiplied colour (only the layer's own pixels are non-zero), ``alpha``
-    its coverage. Both the pull-push extrapolation and the distance transform run at
-    1/``scale`` resolution; the results are upsampled to the tile.
+    ``P``: premultiplied RGBA with only the layer's own pixels non-zero. Both the
+    pull-push extrapolation and the distance transform run at 1/``scale`` resolution;
+    the results are upsampled to the tile.
     """
-    h, w = alpha.shape
+    h, w = P.shape[:2]
     hs, ws = max(1, round(h / scale)), max(1, round(w / scale))
-    C = cv2.resize(P[..., :3], (ws, hs), interpolation=cv2.INTER_AREA).reshape(hs, ws, 3)
-    A = cv2.resize(alpha, (ws, hs), interpolation=cv2.INTER_AREA).reshape(hs, ws)
-    col = pull_push(C, A)
-    fc = cv2.resize(col, (w, h), interpolation=cv2.INTER_LINEAR).reshape(h, w, 3)
-    dist = cv2.distanceTransform((A <= 0).astype(np.uint8), cv2.DIST_L2, 3)
+    small = cv2.resize(P, (ws, hs), interpolation=cv2.INTER_AREA).reshape(hs, ws, 4)
+    col = pull_push(np.ascontiguousarray(small[..., :3]), np.ascontiguousarray(small[..., 3]))
+    col4 = cv2.cvtColor(col, cv2.COLOR_RGB2RGBA)
+    fc = cv2.resize(col4, (w, h), interpolation=cv2.INTER_LINEAR).reshape(h, w, 4)
+    dist = cv2.distanceTransform((small[..., 3] <= 1e-6).astype(np.uint8), cv2.DIST_L2, 3)
     dist = cv2.resize(dist, (w, h), interpolation=cv2.INTER_LINEAR) * (w / ws)
     return fc, dist <= band + scale
 
