@@ -98,8 +98,12 @@ def make_burst(seed: int, size: str | int = "512", frames: int = 8, preset: str 
     ref = frames // 2
     near, wall = focus[0], focus[-1] * 0.999  # every card and the wall inside the swept range
     fov_x, fov_y = (w / 2) / f_px, (h / 2) / f_px
+    # a bracket wants depth everywhere: a ramp (a table top seen from above, near at the
+    # bottom edge, reaching the wall inside the frame)
+    # and more cards than a pair scene
     scene = random_scene(rng, int(seed), fov_x, fov_y, 1.0 / f_px, near=near, far=wall, wall_depth=wall,
-                         floor_height=(near * 0.25, near * 0.8))
+                         ramp=(1.05, float(rng.uniform(-0.3, 0.5))),
+                         n_cards=int(rng.integers(4, 8)))
     look = random_look(rng, "main", noise)
     look = replace(look, vignetting=look.vignetting * 0.5, noise_a=look.noise_a * 0.5, noise_b=look.noise_b * 0.5)
 

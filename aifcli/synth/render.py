@@ -124,7 +124,7 @@ def composite(layers: list[LayerImage], focus: Focus | None, w: int, h: int,
         if x1 <= x0 or y1 <= y0:
             continue
         a = rgba[..., 3]
-        if li.layer.outline is None and li.layer.v_max is None and (x0, y0, x1, y1) == (0, 0, w, h) \
+        if li.layer.outline is None and li.layer.z_max is None and (x0, y0, x1, y1) == (0, 0, w, h) \
                 and float(a.min()) >= 0.9999:
             out = np.ascontiguousarray(rgba[..., :3])  # an opaque backdrop: nothing behind it shows
             continue

@@ -3,7 +3,7 @@
 World coordinates are the main camera's frame: x right, y down, z forward, metres. A
 ``Layer`` is a planar patch ``X = O + u*e1 + v*e2`` ((u, v) in metres on the plane) with a
 texture mapped onto the plane and an outline (a polygon in (u, v)), or unbounded (a back
-wall, a floor that ends at ``v_max``). Because every surface is a plane, its image in any
+wall, a floor that ends at depth ``z_max``). Because every surface is a plane, its image in any
 pinhole view is an exact homography of its texture, and its inverse depth is an affine
 function of the pixel coordinates: both are evaluated in closed form, so ground truth
 (depth, parallax, occlusion) is exact.
@@ -75,7 +75,7 @@ class Layer:
     tex_angle: float = 0.0  # texture rotation on the plane (radians)
     tex_offset: tuple[float, float] = (0.0, 0.0)  # texels
     outline: np.ndarray | None = None  # polygon (N,2) in (u,v) metres; None = unbounded
-    v_max: float | None = None  # unbounded layers: keep v <= v_max (floor ends at the wall)
+    z_max: float | None = None  # unbounded layers: only where depth <= z_max (floor ends at the wall)
     gain: Any = 1.0  # reflectance multiplier (lighting): a number or an RGB triple
     image: np.ndarray | None = None  # HxWx4 straight RGBA texture (from-rgbd), texel = (u, v)
     image_border: int = cv2.BORDER_CONSTANT  # how ``image`` extends beyond its edges
@@ -115,7 +115,7 @@ class Layer:
                 "texture": self.texture, "texture_seed": self.texture_seed, "texel_m": self.texel_m,
                 "tex_angle": self.tex_angle, "tex_offset": list(self.tex_offset),
                 "outline_uv_m": None if self.outline is None else np.round(self.outline, 6).tolist(),
-                "v_max": self.v_max, "gain": np.asarray(self.gain, float).tolist(),
+                "z_max": self.z_max, "gain": np.asarray(self.gain, float).tolist(),
                 "image": None if self.image is None else list(self.image.shape)}
 
 
@@ -159,13 +159,13 @@ def _outline_alpha(layer: Layer, view: View) -> tuple[np.ndarray, tuple[int, int
     """Coverage of the layer in ``view``, cropped to its bounding box, and the box."""
     w, h = view.width, view.height
     if layer.outline is None:
-        if layer.v_max is None:
+        if layer.z_max is None:
             return np.ones((h, w), np.float32), (0, 0, w, h)
-        # the plane stops where v = v_max (a floor ending at the wall): coverage from the
+        # the plane stops at depth z_max (a floor ending at the wall): coverage from the
         # affine inverse depth, with a one-pixel soft edge
         g = layer.inv_depth_coeffs(view)
         inv = grid_inv_depth(g, w, h)
-        zmax = float(layer.v_max) / max(abs(float(layer.e2 @ view.R[2])), 1e-9)
+        zmax = float(layer.z_max)  # (in this view's depth: views differ by mm and < 0.3 deg)
         grad = float(np.hypot(g[0], g[1])) + 1e-12
         a = np.clip((inv - np.float32(1.0 / zmax)) * np.float32(1.0 / grad) + np.float32(0.5), 0.0, 1.0)
         rows = np.nonzero(a.max(axis=1) > 0)[0]
@@ -274,9 +274,14 @@ def blob_outline(rng: np.random.Generator, half_w: float, half_h: float, n: int 
 def random_scene(rng: np.random.Generator, seed: int, fov_x: float, fov_y: float, px_angle: float, *,
                  near: float = 0.12, far: float = 30.0, n_cards: int | None = None,
                  floor: bool | None = None, wall_depth: float | None = None,
-                 floor_height: tuple[float, float] = (0.25, 1.6)) -> Scene:
+                 floor_height: tuple[float, float] = (0.25, 1.6),
+                 ramp: tuple[float, float] | None = None) -> Scene:
     """A random scene of a back wall, an optional floor and cards from ``near`` to ``far``.
 
+    ``ramp`` (bursts): instead of a level floor, a ground plane that runs from depth ``near``
+    at image height ``ramp[0]`` (in units of the half field, 1 = bottom edge) up to the
+    wall at height ``ramp[1]``: a table top seen from above, filling the frame with a
+    continuous range of depths.
     ``fov_x``, ``fov_y``: half-field tangents of the main view (cards are placed in it;
     the wall and floor are unbounded and fill any view). ``px_angle``: the main view's
     pixel size in radians (1 / focal_px); textures are scaled to 0.8-2.5 pixels per texel
@@ -304,16 +309,34 @@ def random_scene(rng: np.random.Generator, seed: int, fov_x: float, fov_y: float
                         tex_offset=(float(rng.uniform(0, 512)), float(rng.uniform(0, 512))),
                         gain=float(rng.uniform(0.7, 1.1))))
     floor_h = None
-    if floor if floor is not None else rng.random() < 0.6:
+    floor_y = None  # Y (down) of the ground's surface as a function of depth, for card placement
+    if ramp is not None:
+        layers[0].e1 = ex
+        Pb = near * np.array([0.0, fov_y * ramp[0], 1.0])
+        Pt = wall_z * 0.999 * np.array([0.0, fov_y * ramp[1], 1.0])
+        e2 = (Pt - Pb) / np.linalg.norm(Pt - Pb)
+        layers.append(Layer("floor", Pb, ex, e2, random_texture_name(rng, 0.6, tileable=True), tex_seed(),
+                            texel_m=near * px_angle * float(rng.uniform(1.0, 2.5)),
+                            tex_angle=float(rng.uniform(0, np.pi)), z_max=wall_z * 0.999,
+                            gain=float(rng.uniform(0.6, 1.0))))
+        floor_h = float(Pb[1])
+
+        def floor_y(z: float) -> float:
+            t = (z - Pb[2]) / (Pt[2] - Pb[2])
+            return float(Pb[1] + t * (Pt[1] - Pb[1]))
+    elif floor if floor is not None else rng.random() < 0.6:
         # a floor meets a fronto-parallel wall along one image row in every view
         layers[0].e1 = ex
         floor_h = float(rng.uniform(*floor_height))  # camera height above the floor (m)
         # floor: X = (u, h, v); v (depth) runs to the wall. Slanted: depth varies per row
         layers.append(Layer("floor", np.array([0, floor_h, 0.0]), ex, np.array([0, 0, 1.0]),
                             random_texture_name(rng, 0.6, tileable=True), tex_seed(),
-                            texel_m=3 * floor_h * px_angle * float(rng.uniform(1.0, 2.5)),
-                            tex_angle=float(rng.uniform(0, np.pi)), v_max=wall_z * 0.999,
+                            texel_m=floor_h / fov_y * px_angle * float(rng.uniform(1.0, 2.5)),
+                            tex_angle=float(rng.uniform(0, np.pi)), z_max=wall_z * 0.999,
                             gain=float(rng.uniform(0.6, 1.0))))
+
+        def floor_y(z: float) -> float:
+            return float(floor_h)
     n = int(n_cards if n_cards is not None else rng.integers(3, 7))
     # depth slots in inverse depth, far to near, not overlapping
     inv_lo = 1.0 / (wall_z * (0.8 if wall_z * 0.8 > near * 1.5 else 0.98))
@@ -332,8 +355,8 @@ def random_scene(rng: np.random.Generator, seed: int, fov_x: float, fov_y: float
         half_w = half_h * float(rng.uniform(0.6, 1.6))
         cx = z * fov_x * float(rng.uniform(-0.75, 0.75))
         cy = z * fov_y * float(rng.uniform(-0.7, 0.5))
-        if floor_h is not None:  # keep the card above the floor at its depth
-            cy = min(cy, floor_h - half_h * 1.7)
+        if floor_y is not None:  # keep the card above the floor at its depth
+            cy = min(cy, floor_y(z) - half_h * 1.7)
         kind = "rect" if rng.random() < 0.25 else "blob"
         yaw = 0.0
         if rng.random() < 0.4 and slab > 0:
