@@ -198,3 +198,26 @@ def test_burst_homographies_map_reference_to_each_frame():
         err_raw = np.abs(b.frames[i] - b.aif)[sharp].mean()
         assert err < 0.02 and err_raw > 2 * err, (i, err, err_raw)
     assert checked >= 3
+
+
+def test_lateral_chromatic_aberration_shifts_red_out_and_blue_in():
+    from aifcli.synth.camera import lateral_ca
+
+    h, w = 300, 400
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    x0, y0 = 350.0, 260.0  # a blurred dot near the corner
+    g = np.exp(-((xx - x0) ** 2 + (yy - y0) ** 2) / (2 * 3.0 ** 2)).astype(np.float32)
+    img = np.dstack([g, g, g])
+    out = lateral_ca(img.copy(), 4.0)
+    cx, cy = (w - 1) / 2, (h - 1) / 2
+    rc = 0.5 * np.hypot(w - 1, h - 1)
+    k = 4.0 / rc  # red is magnified by 1 + k, blue by 1 - k
+
+    def centroid(a):
+        return (a * xx).sum() / a.sum(), (a * yy).sum() / a.sum()
+
+    for ch, sgn in ((0, 1), (2, -1)):
+        mx, my = centroid(out[..., ch])
+        assert abs(mx - (cx + (1 + sgn * k) * (x0 - cx))) < 0.05
+        assert abs(my - (cy + (1 + sgn * k) * (y0 - cy))) < 0.05
+    assert np.array_equal(out[..., 1], img[..., 1])

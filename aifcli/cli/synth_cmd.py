@@ -33,6 +33,12 @@ NoiseOpt = Annotated[float, typer.Option("--noise", help="Sensor noise scale: 0 
                                          min=0.0, max=20.0)]
 BladesOpt = Annotated[int, typer.Option("--blades", help="Aperture shape: 0 = disc PSF, 5-9 = polygonal "
                                                          "aperture with that many blades.", min=0, max=16)]
+AberrationOpt = Annotated[float, typer.Option("--aberration", help="Lateral chromatic aberration: red/blue "
+                                                                 "displacement from green at the image corners, "
+                                                                 "in pixels at the preset's full resolution "
+                                                                 "(pairs: the ultra-wide; the main gets a third). "
+                                                                 "Ground truth stays aberration-free.",
+                                              min=0.0, max=20.0)]
 StartOpt = Annotated[int, typer.Option("--start", help="Index of the first scene (to extend a data set).", min=0)]
 
 
@@ -81,7 +87,8 @@ def _pair_item(item: WorkItem) -> dict[str, Any]:
     from ..synth.pairs import make_pair_scene, pair_scene_files
 
     p = item.params
-    ps = make_pair_scene(p["seed"], p["size"], p["preset"], p["noise"], index=p["index"], blades=p["blades"])
+    ps = make_pair_scene(p["seed"], p["size"], p["preset"], p["noise"], index=p["index"], blades=p["blades"],
+                         aberration=p["aberration"])
     files = pair_scene_files(ps, quality=p["quality"])
     outs = _write_all(Path(p["folder"]), files, p["overwrite"])
     m = ps.metadata
@@ -110,6 +117,7 @@ def pairs_cmd(
                                                          "(see `aif presets list`).")] = "generic-phone",
     noise: NoiseOpt = 1.0,
     blades: BladesOpt = 0,
+    aberration: AberrationOpt = 0.0,
     start: StartOpt = 0,
     quality: QualityOpt = 95,
     jobs: JobsOpt = 1,
@@ -147,7 +155,7 @@ def pairs_cmd(
     for k in range(start, start + count):
         folder = out / f"scene_{k:04d}"
         items.append(WorkItem(folder.name, [], [str(folder / f) for f in PAIR_FILES],
-                              {"seed": seed, "index": k, "size": size, "preset": preset, "noise": noise, "blades": blades, "quality": quality,
+                              {"seed": seed, "index": k, "size": size, "preset": preset, "noise": noise, "blades": blades, "aberration": aberration, "quality": quality,
                                "folder": str(folder), "overwrite": overwrite}))
     if dry_run:
         show_plan(ui, "synth pairs plan", ["scene", "seed", "size", "preset", "folder"],
@@ -171,7 +179,7 @@ def _burst_item(item: WorkItem) -> dict[str, Any]:
     p = item.params
     b = make_burst(p["seed"], p["size"], p["frames"], p["preset"], p["noise"], index=p["index"],
                    raw=p["format"] == "dng", breathing=p["breathing"], shake_px=p["shake"],
-                   flicker=p["flicker"], blades=p["blades"])
+                   flicker=p["flicker"], blades=p["blades"], aberration=p["aberration"])
     files = burst_files(b, p["format"], quality=p["quality"])
     outs = _write_all(Path(p["folder"]), files, p["overwrite"])
     return {"outputs": outs, "focus_m": [round(b.focus_m[0], 4), round(b.focus_m[-1], 4)]}
@@ -211,6 +219,7 @@ def bursts_cmd(
     flicker: Annotated[float, typer.Option("--flicker", help="Exposure flicker, standard deviation of the "
                                                              "per-frame gain (0.02 = 2 %).", min=0.0, max=0.5)] = 0.02,
     blades: BladesOpt = 0,
+    aberration: AberrationOpt = 0.0,
     start: StartOpt = 0,
     quality: QualityOpt = 95,
     jobs: JobsOpt = 1,
@@ -253,7 +262,7 @@ def bursts_cmd(
         outs += [str(folder / "gt" / n) for n in ("aif.png", "depth.npy", "focus_index.npy", "metadata.json")]
         items.append(WorkItem(folder.name, [], outs, {
             "seed": seed, "index": k, "size": size, "frames": frames, "preset": preset, "noise": noise,
-            "format": f, "breathing": breathing, "shake": shake, "flicker": flicker, "blades": blades,
+            "format": f, "breathing": breathing, "shake": shake, "flicker": flicker, "blades": blades, "aberration": aberration,
             "quality": quality, "folder": str(folder), "overwrite": overwrite}))
     if dry_run:
         show_plan(ui, "synth bursts plan", ["burst", "frames", "format", "size", "folder"],

@@ -26,7 +26,7 @@ import numpy as np
 
 from ..errors import UsageError
 from ..presets import Preset, get_preset
-from .camera import develop, random_look
+from .camera import develop, lateral_ca, random_look
 from .exif import ShotInfo, shot_for
 from .optics import breathing_scale
 from .pairs import _json_default, _npy, _random_time, module_lens, out_scale, png16
@@ -59,13 +59,15 @@ def _even(n: int) -> int:
 
 def make_burst(seed: int, size: str | int = "512", frames: int = 8, preset: str | Preset = "generic-camera",
                noise: float = 1.0, index: int = 0, raw: bool = False, breathing: float = 1.0,
-               shake_px: float = 1.5, flicker: float = 0.02, blades: int = 0) -> BurstScene:
+               shake_px: float = 1.5, flicker: float = 0.02, blades: int = 0,
+               aberration: float = 0.0) -> BurstScene:
     """Render bracket ``index`` of ``seed`` (deterministic) with the preset's main camera.
 
     ``size``: output width (512, 1024, ``full``); ``frames``: 2..500; ``noise``: sensor
     noise scale (0 = none); ``raw``: also make Bayer mosaics for DNG; ``breathing``:
     scale of the physical focus breathing (0 = none); ``shake_px``: standard deviation of
-    the camera shake in pixels; ``flicker``: standard deviation of the exposure gain.
+    the camera shake in pixels; ``flicker``: standard deviation of the exposure gain;
+    ``aberration``: lateral chromatic aberration, px at the corners at full resolution.
     """
     pr = get_preset(preset) if isinstance(preset, str) else preset
     if not 2 <= frames <= 500:
@@ -125,7 +127,7 @@ def make_burst(seed: int, size: str | int = "512", frames: int = 8, preset: str 
 
     def one(i: int) -> tuple[np.ndarray, np.ndarray | None]:
         layers = [render_layer(l, views[i]) for l in scene.layers]
-        lin = composite(layers, Focus(lens, focus[i], blades), w, h)
+        lin = lateral_ca(composite(layers, Focus(lens, focus[i], blades), w, h), aberration * scale)
         lk = replace(look, exposure=look.exposure * gains[i])
         mosaic = None
         if raw:
@@ -162,7 +164,7 @@ def make_burst(seed: int, size: str | int = "512", frames: int = 8, preset: str 
     meta = {
         "aif_synth": 1, "kind": "burst", "seed": int(seed), "index": int(index), "size": str(size),
         "preset": pr.name, "noise": float(noise), "frames": frames, "reference_index": ref,
-        "psf": "disc" if blades < 3 else f"{blades}-gon",
+        "psf": "disc" if blades < 3 else f"{blades}-gon", "lateral_ca_corner_px": aberration * scale,
         "width": w, "height": h, "focal_mm": lens.focal_mm, "f_number": lens.f_number,
         "pixel_pitch_um": lens.pixel_pitch_um, "focal_px": f_px,
         "focus_m": focus, "focus_diopters": diopters.tolist(), "coc_step_px": STEP_COC_PX,

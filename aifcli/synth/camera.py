@@ -124,3 +124,20 @@ def develop(lin: np.ndarray, look: Look, rng: np.random.Generator | None = None,
         add_noise(x, look.noise_a, look.noise_b, rng)
     x *= np.asarray(look.wb, np.float32)
     return tone(x, look)
+
+
+def lateral_ca(lin: np.ndarray, corner_px: float) -> np.ndarray:
+    """Lateral chromatic aberration, in place: red magnified and blue shrunk about the image
+    centre so that each is displaced ``corner_px`` pixels from green at the corners
+    (linear in the radius, as a lens's transverse colour error is to first order)."""
+    if not corner_px:
+        return lin
+    h, w = lin.shape[:2]
+    rc = 0.5 * float(np.hypot(w - 1, h - 1))
+    cx, cy = (w - 1) / 2.0, (h - 1) / 2.0
+    for ch, sgn in ((0, 1.0), (2, -1.0)):
+        m = 1.0 + sgn * corner_px / rc  # magnification of this channel
+        A = np.array([[1 / m, 0, cx - cx / m], [0, 1 / m, cy - cy / m]], np.float32)  # dst -> src
+        lin[..., ch] = cv2.warpAffine(np.ascontiguousarray(lin[..., ch]), A, (w, h),
+                                      flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE)
+    return lin

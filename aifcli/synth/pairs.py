@@ -25,7 +25,7 @@ import numpy as np
 
 from ..errors import UsageError
 from ..presets import Preset, get_preset
-from .camera import Look, develop, random_look
+from .camera import Look, develop, lateral_ca, random_look
 from .exif import ShotInfo, shot_for
 from .optics import Lens
 from .render import Focus, composite, front_depth
@@ -136,13 +136,16 @@ def _random_time(rng: np.random.Generator) -> datetime:
 
 
 def make_pair_scene(seed: int, size: str | int = "512", preset: str | Preset = "generic-phone",
-                    noise: float = 1.0, index: int = 0, blades: int = 0) -> PairScene:
+                    noise: float = 1.0, index: int = 0, blades: int = 0, aberration: float = 0.0) -> PairScene:
     """Render scene ``index`` of ``seed`` (deterministic) with the preset's main and ultra-wide.
 
     ``size``: output width of the main image (512, 1024, ``full`` = the preset's native
     width; the pixel pitch grows accordingly, so blur in pixels shrinks with the image).
     ``noise``: scale of the Poisson-Gaussian sensor noise (0 = none, 1 = a phone indoors).
     ``blades``: 0 for a disc PSF, >= 3 for a polygonal aperture.
+    ``aberration``: lateral chromatic aberration of the ultra-wide, in pixels of red/blue
+    displacement at the corners at the preset's full resolution (the main gets a third);
+    ground truth (gt/aif, the maps) stays aberration-free and refers to the green channel.
     """
     pr = get_preset(preset) if isinstance(preset, str) else preset
     if "ultrawide" not in pr.cameras:
@@ -170,13 +173,14 @@ def make_pair_scene(seed: int, size: str | int = "512", preset: str | Preset = "
     focus_near = float(cards[-1].O[2]) if cards else near
     focus_far = float(np.clip(wall_z * rng.uniform(0.5, 1.0), 1.5, None))
     return render_pair(scene, pr, rng, seed=int(seed), index=int(index), size=str(size), noise=noise,
-                       blades=blades, main=main, uw=uw, lm=lm, lu=lu, focus_near=focus_near, focus_far=focus_far)
+                       blades=blades, main=main, uw=uw, lm=lm, lu=lu, focus_near=focus_near, focus_far=focus_far,
+                       aberration=aberration * scale)
 
 
 def render_pair(scene: Scene, pr: Preset, rng: np.random.Generator, *, seed: int, index: int, size: str,
                 noise: float, blades: int, main: View, uw: View, lm: Lens, lu: Lens, focus_near: float,
                 focus_far: float, extra_meta: dict[str, Any] | None = None,
-                occ_inv_tol: float | None = None) -> PairScene:
+                occ_inv_tol: float | None = None, aberration: float = 0.0) -> PairScene:
     """Render a scene's main (near, far, all-in-focus) and ultra-wide images and ground truth.
 
     ``occ_inv_tol``: a main pixel counts as occluded in the ultra-wide when the surface
@@ -200,9 +204,12 @@ def render_pair(scene: Scene, pr: Preset, rng: np.random.Generator, *, seed: int
         main_layers, uw_layers = fm.result(), fu.result()
         jobs = [
             ex.submit(lambda: develop(composite(main_layers, None, wm, hm), look_m, None, noise=False, inplace=True)),
-            ex.submit(lambda: develop(composite(main_layers, Focus(lm, focus_near, blades), wm, hm), look_m, nr[0], inplace=True)),
-            ex.submit(lambda: develop(composite(main_layers, Focus(lm, focus_far, blades), wm, hm), look_m, nr[1], inplace=True)),
-            ex.submit(lambda: develop(composite(uw_layers, Focus(lu, focus_uw, blades), wu, hu), look_u, nr[2], inplace=True)),
+            ex.submit(lambda: develop(lateral_ca(composite(main_layers, Focus(lm, focus_near, blades), wm, hm),
+                                                 aberration / 3), look_m, nr[0], inplace=True)),
+            ex.submit(lambda: develop(lateral_ca(composite(main_layers, Focus(lm, focus_far, blades), wm, hm),
+                                                 aberration / 3), look_m, nr[1], inplace=True)),
+            ex.submit(lambda: develop(lateral_ca(composite(uw_layers, Focus(lu, focus_uw, blades), wu, hu),
+                                                 aberration), look_u, nr[2], inplace=True)),
         ]
         fdu = ex.submit(front_depth, uw_layers, wu, hu)
         depth = front_depth(main_layers, wm, hm)
@@ -245,6 +252,7 @@ def render_pair(scene: Scene, pr: Preset, rng: np.random.Generator, *, seed: int
     meta = {
         "aif_synth": 1, "kind": "pair", "seed": int(seed), "index": int(index), "size": str(size),
         "preset": pr.name, "noise": float(noise), "psf": "disc" if blades < 3 else f"{blades}-gon",
+        "lateral_ca_corner_px": {"main": aberration / 3, "ultrawide": aberration},
         "capture_time": t.isoformat(timespec="milliseconds"),
         "main": {"width": wm, "height": hm, "focal_mm": lm.focal_mm, "f_number": lm.f_number,
                  "pixel_pitch_um": lm.pixel_pitch_um, "focal_px": main.focal_px, "K": main.K.tolist(),
