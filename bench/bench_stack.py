@@ -177,6 +177,11 @@ def bench_quality(args) -> list[dict]:
             res["ours"] = score(ours, b.aif, mask, band, lp)
             if peer is not None:
                 res["enfuse"] = score(peer, b.aif, mask, band, lp)
+            # reference rows see what the stackers see: the decoded JPEG frames, warped with
+            # the true transforms
+            from aifcli.io import read_image
+
+            b.frames = [read_image(f).pixels for f in frames]
             al = true_aligned(b)
             if args.peer and peer_available():
                 # the same enfuse on frames aligned with the *true* transforms: separates the
