@@ -251,8 +251,10 @@ def bursts_cmd(
         raise UsageError("--raw means --format dng; do not combine it with another --format")
     pr = get_preset(preset)
     out_scale(pr, size)
+    from ..synth.bursts import EXT, focus_span_diopters
+
+    focus_span_diopters(pr, size, frames)  # fails early (exit 2) when the lens cannot cover it
     _check_out(out)
-    from ..synth.bursts import EXT
 
     digits = max(3, len(str(frames - 1)))
     items = []

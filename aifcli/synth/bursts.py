@@ -57,6 +57,22 @@ def _even(n: int) -> int:
     return n - (n % 2)
 
 
+def focus_span_diopters(preset: Preset, size: str | int, frames: int) -> float:
+    """Diopters swept by ``frames`` frames whose neighbours' CoC differs by STEP_COC_PX;
+    raises UsageError when the lens cannot focus over that range (too many frames for
+    the size: the CoC per diopter shrinks with the output size)."""
+    lens, _, _ = module_lens(preset, "main", out_scale(preset, size))
+    px_per_diopter = (lens.focal_mm / 1000.0) ** 2 / lens.f_number / (lens.pixel_pitch_um * 1e-6)
+    span = frames * STEP_COC_PX / px_per_diopter
+    f_m = lens.focal_mm / 1000.0
+    if span > 1.0 / (2 * f_m) - 0.05:
+        most = int((1.0 / (2 * f_m) - 0.05) * px_per_diopter / STEP_COC_PX)
+        raise UsageError(f"{frames} frames at --size {size} would need focus from {2 * f_m * 100:.0f} cm to beyond "
+                         f"infinity with the preset '{preset.name}'",
+                         hint=f"use at most {most} frames at this size, or a larger --size")
+    return span
+
+
 def make_burst(seed: int, size: str | int = "512", frames: int = 8, preset: str | Preset = "generic-camera",
                noise: float = 1.0, index: int = 0, raw: bool = False, breathing: float = 1.0,
                shake_px: float = 1.5, flicker: float = 0.02, blades: int = 0,
@@ -82,19 +98,15 @@ def make_burst(seed: int, size: str | int = "512", frames: int = 8, preset: str 
     if raw:
         w, h = _even(w), _even(h)
     f_px = lens.focal_px
-    # focus range: frames * STEP px of CoC, in diopters (CoC ~ A f / pitch * |diopter diff|)
-    px_per_diopter = (lens.focal_mm / 1000.0) ** 2 / lens.f_number / (lens.pixel_pitch_um * 1e-6)
-    span = frames * STEP_COC_PX / px_per_diopter
+    span = focus_span_diopters(pr, size, frames)
     f_m = lens.focal_mm / 1000.0
     if pr.kind == "camera":
         zc = float(np.exp(rng.uniform(np.log(max(0.15, 6 * f_m)), np.log(max(0.6, 12 * f_m)))))
     else:
         zc = float(np.exp(rng.uniform(np.log(0.15), np.log(1.0))))
-    d_near = 1.0 / zc + span / 2
-    d_far = max(1.0 / zc - span / 2, 0.02)
-    if 1.0 / d_near <= f_m * 1.5:
-        raise UsageError(f"{frames} frames at this size need focus nearer than the lens can reach",
-                         hint="use fewer --frames or a larger --size")
+    # keep the nearest focus at >= 2 focal lengths, shifting the range outward if needed
+    d_near = min(1.0 / zc + span / 2, 1.0 / (2 * f_m))
+    d_far = max(d_near - span, 0.02)
     diopters = np.linspace(d_near, d_far, frames)
     focus = [float(1.0 / d) for d in diopters]
     ref = frames // 2
