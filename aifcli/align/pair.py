@@ -52,6 +52,7 @@ class PairAlignment:
     ratio: float = 1.0  # focal ratio used for the guess
     swapped_hint: bool = False  # the 'ultra-wide' turned out narrower than the main
     used_prior: bool = False  # too few feature matches: H is the focal-ratio guess, flow did the rest
+    plane: str = "dominant plane"  # which homography was kept: dominant / farther plane / focal-ratio guess
     agreement: float = float("nan")  # band-pass correlation of main and warped ultra-wide (0..1)
     timings: dict[str, float] = field(default_factory=dict)
 
@@ -125,7 +126,7 @@ class PairAlignment:
                 "confident_fraction": round(float(self.confidence.mean()), 4),
                 "infield_fraction": round(float(self.infield.mean()), 4),
                 "flow_median_px": round(float(np.median(np.linalg.norm(self.flow, axis=-1)) / self.work_scale), 3),
-                "swapped_hint": self.swapped_hint, "used_prior": self.used_prior,
+                "swapped_hint": self.swapped_hint, "used_prior": self.used_prior, "plane": self.plane,
                 "agreement": round(float(self.agreement), 4),
                 "timings": {k: round(v, 4) for k, v in self.timings.items()},
                 "convention": "H maps main full-res pixel centres (x, y, 1) to ultra-wide full-res pixel centres"}
@@ -307,6 +308,24 @@ def estimate_homography(main_s: np.ndarray, uw: np.ndarray, main_shape: tuple[in
     pu_full = cv2.perspectiveTransform(pu[sel].astype(np.float64), np.linalg.inv(_scale_mat(b)) @ G_used)
     err_uw = np.linalg.norm(cv2.perspectiveTransform(pm_full, H) - pu_full, axis=-1).ravel()
     res = float(np.median(err_uw)) / max(_local_scale(H, main_shape), 1e-6)  # in main px
+    # Other planes: a main focused near has most features on near objects, so the dominant
+    # plane can be a near one; fit up to two more on the remaining matches.
+    t0 = time.perf_counter()
+    planes = []
+    rest = ~sel
+    for _ in range(2):
+        if rest.sum() < max(min_inliers, 12):
+            break
+        idx = np.flatnonzero(rest)
+        H2, inl2 = cv2.findHomography(pm[idx], pu[idx], cv2.USAC_MAGSAC, 1.5 / min(k, 1.0) ** 0.5, maxIters=2000,
+                                      confidence=0.99)
+        if H2 is None or inl2 is None or int(inl2.sum()) < max(min_inliers // 2, 10):
+            break
+        Hf = np.linalg.inv(_scale_mat(b)) @ (G_used @ H2 if G is not None else H2) @ _scale_mat(a)
+        planes.append((Hf / Hf[2, 2], int(inl2.sum())))
+        rest[idx[inl2.ravel().astype(bool)]] = False
+    t["planes"] = time.perf_counter() - t0
+    t["_planes"] = planes  # type: ignore[assignment]  (popped by align_pair)
     return H, n_match, n_inl, res, t, uw_s0, b0
 
 
@@ -393,6 +412,7 @@ def align_pair(main: np.ndarray, ultrawide: np.ndarray, *, ratio: float | None =
     timings["downscale"] = time.perf_counter() - t0
     H0 = initial_homography((mh, mw), (uh, uw_), ratio)
     H, n_match, n_inl, res, th, uw_s, b = estimate_homography(main_s, ultrawide, (mh, mw), a, H0, n_features, min_inliers, uw_path)
+    planes = th.pop("_planes", [])  # type: ignore[arg-type]
     timings.update({f"homography_{k}": v for k, v in th.items()})
     used_prior = H is None
     if used_prior:
@@ -406,26 +426,47 @@ def align_pair(main: np.ndarray, ultrawide: np.ndarray, *, ratio: float | None =
         raise InputError(f"cannot align the pair: the fitted geometry is implausible (scale {scale:.3g})", uw_path,
                          "check that both files show the same scene")
     # Homography-warped ultra-wide on the work grid, then residual flow both ways.
-    t0 = time.perf_counter()
     h, w = main_s.shape[:2]
-    if b < 1.0 and scale / a * b > 0.7:  # the shrunk copy is dense enough for the work grid
-        src, c = uw_s, b
-    else:
-        src, c = _prefilter(ultrawide, scale / a)
-    M = _scale_mat(c) @ H @ np.linalg.inv(_scale_mat(a))
-    uwh_s = cv2.warpPerspective(src, M, (w, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                                borderMode=cv2.BORDER_REPLICATE)
-    timings["warp_work"] = time.perf_counter() - t0
+    gm_w = _prep(main_s)
+
+    def flow_for(Hc: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        sc = _local_scale(Hc, (mh, mw))
+        if b < 1.0 and sc / a * b > 0.7:  # the shrunk copy is dense enough for the work grid
+            src, c = uw_s, b
+        else:
+            src, c = _prefilter(ultrawide, sc / a)
+        M = _scale_mat(c) @ Hc @ np.linalg.inv(_scale_mat(a))
+        uwh = cv2.warpPerspective(src, M, (w, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                                  borderMode=cv2.BORDER_REPLICATE)
+        gu = _prep(uwh)
+        f, bk = dense_flow(gm_w, gu, flow_blur)
+        return uwh, gu, f, bk, fb_confidence(f, bk, abs_=fb_abs)
+
     t0 = time.perf_counter()
-    gm_w, gu_w = _prep(main_s), _prep(uwh_s)
-    fw, bw = dense_flow(gm_w, gu_w, flow_blur)
+    plane_choice = "focal-ratio guess" if used_prior else "dominant plane"
+    uwh_s, gu_w, fw, bw, cons = flow_for(H)
+    # The plane at infinity is the one to warp with (background parallax ~0, near objects
+    # move); if the features' dominant plane is far from the focal-ratio guess, try the
+    # farthest alternative (nearest to the guess, or the guess itself) and keep whichever
+    # leaves more of the image forward-backward consistent.
+    centre = np.array([[[(mw - 1) / 2, (mh - 1) / 2]]])
+    off = lambda Hc: float(np.linalg.norm(cv2.perspectiveTransform(centre, Hc) - cv2.perspectiveTransform(centre, H0)))  # noqa: E731
+    if not used_prior and off(H) > 0.01 * uw_:
+        alts = [Hp for Hp, _ in planes] + [H0]
+        H_far = min(alts, key=off)
+        cand = flow_for(H_far)
+        if cand[4].mean() > cons.mean() + 0.02:
+            H = H_far
+            scale = _local_scale(H, (mh, mw))
+            uwh_s, gu_w, fw, bw, cons = cand
+            plane_choice = "farther plane" if H_far is not H0 else "focal-ratio guess"
     timings["flow"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    cons = fb_confidence(fw, bw, abs_=fb_abs)
     # field of view: where main pixel + flow lands inside the ultra-wide
     al = PairAlignment(H=H, H0=H0, main_shape=(mh, mw), uw_shape=(uh, uw_), work_scale=a, flow=fw, flow_bw=bw,
                        confidence=cons, infield=cons, matches=n_match, inliers=n_inl, residual_px=res,
-                       ratio=float(ratio), swapped_hint=scale > 1.1, used_prior=used_prior)
+                       ratio=float(ratio), swapped_hint=scale > 1.1, used_prior=used_prior,
+                       plane=plane_choice)
     uv = al.uw_map((h, w))
     margin = 1.0
     inf = ((uv[..., 0] >= margin) & (uv[..., 0] <= uw_ - 1 - margin) &
