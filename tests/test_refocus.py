@@ -282,3 +282,13 @@ def test_cli_pair_and_bracket_inputs(tmp_path):
     assert r.returncode == 0, r.stderr
     assert _j.loads(r.stdout)["disparity"]["source"] == "bracket"
     assert cv2.imread(str(tmp_path / "br.png")).shape == (120, 160, 3)
+
+
+def test_focus_a_hair_below_the_nearest_disparity_keeps_the_subject_sharp():
+    """Regression: a focus disparity within float rounding of the map's maximum once made
+    two coincident layer centres and wiped the in-focus subject's border."""
+    img, d = _scene()
+    d = d * 48.498425 + 1.5  # background 1.5, square 49.998...
+    fd = float(d.max()) - 2e-6
+    out = render_defocus(img, d, 0.2 * np.abs(d - fd), focus=fd).image
+    assert np.abs(out[50:110, 70:130] - img[50:110, 70:130]).max() < 1e-4

@@ -297,6 +297,14 @@ def plan_bins(disparity: np.ndarray, radius: np.ndarray, opts: RenderOptions,
     if c.size > opts.max_bins:
         keep = np.interp(np.linspace(0, c.size - 1, opts.max_bins), np.arange(c.size), c)
         c = np.unique(np.concatenate([keep, [f for f in fixed[2:]]]))
+    # merge centres closer than 0.1 % of the range (the focus may sit on an end point)
+    keep = [c[0]]
+    for v in c[1:]:
+        if v - keep[-1] > 1e-3 * (hi - lo):
+            keep.append(v)
+        elif focus is not None and abs(v - focus) < abs(keep[-1] - focus):
+            keep[-1] = v
+    c = np.asarray(keep, np.float64)
     # each centre's radius: mean radius of the samples nearest to it
     rb = np.interp(c, grid, rm)
     return c.astype(np.float32), rb.astype(np.float32)
