@@ -285,10 +285,15 @@ def test_cli_pair_and_bracket_inputs(tmp_path):
 
 
 def test_focus_a_hair_below_the_nearest_disparity_keeps_the_subject_sharp():
-    """Regression: a focus disparity within float rounding of the map's maximum once made
-    two coincident layer centres and wiped the in-focus subject's border."""
-    img, d = _scene()
-    d = d * 48.498425 + 1.5  # background 1.5, square 49.998...
-    fd = float(d.max()) - 2e-6
-    out = render_defocus(img, d, 0.2 * np.abs(d - fd), focus=fd).image
-    assert np.abs(out[50:110, 70:130] - img[50:110, 70:130]).max() < 1e-4
+    """Regression: a focus disparity within float rounding of the map's maximum (synth
+    scene 7: the focused card is the nearest thing) once made two coincident layer
+    centres and wiped the in-focus card's border."""
+    from aifcli.synth.pairs import make_pair_scene
+
+    sc = make_pair_scene(0, "512", "generic-phone", noise=0.0, index=7)
+    m = sc.metadata
+    fd = m["baseline_mm"] / 1000 * m["main"]["focal_px"] / m["main"]["focus_near_m"]
+    assert abs(fd - float(sc.disparity.max())) < 1e-4  # the situation under test
+    out = render_defocus(sc.aif, sc.disparity, sc.coc_near, focus=fd, options=RenderOptions(highlight_gain=1)).image
+    sharp = sc.coc_near < 0.5
+    assert sharp.sum() > 1000 and np.abs(out - sc.aif)[sharp].max() < 1e-4
