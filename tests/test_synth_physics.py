@@ -221,3 +221,25 @@ def test_lateral_chromatic_aberration_shifts_red_out_and_blue_in():
         assert abs(mx - (cx + (1 + sgn * k) * (x0 - cx))) < 0.05
         assert abs(my - (cy + (1 + sgn * k) * (y0 - cy))) < 0.05
     assert np.array_equal(out[..., 1], img[..., 1])
+
+
+def test_spherical_aberration_rims_bokeh_in_front_and_softens_it_behind():
+    lens, view = _lens_view(1024)
+    black = _wall(20.0, "flat", gain=0.0)
+
+    def dot_profile(z, focus, s):
+        c = view.width / 2
+        card = _card(z, view, c - 1.5, c + 1.5, view.height / 2 - 1.5, view.height / 2 + 1.5)
+        img = _render([black, card], view, Focus(lens, focus, 0, s))[..., 1]
+        r = float(lens.coc_px(z, focus)) / 2
+        cy, cx = view.height // 2, view.width // 2
+        centre = img[cy - 1:cy + 2, cx - 1:cx + 2].mean()
+        ring = np.mean([img[cy, cx + int(0.8 * r)], img[cy, cx - int(0.8 * r)], img[cy + int(0.8 * r), cx],
+                        img[cy - int(0.8 * r), cx]])
+        return centre, ring, r
+
+    c0, r0, rad = dot_profile(2.0, 0.1, 0.0)
+    assert rad > 8 and abs(c0 - r0) < 0.2 * c0  # uniform disc
+    cb, rb, _ = dot_profile(2.0, 0.1, 0.8)  # behind the focal plane: soft, bright centre
+    cf, rf, _ = dot_profile(0.1, 2.0, 0.8)  # in front: bright rim
+    assert cb > 1.5 * rb and rf > 1.5 * cf

@@ -39,6 +39,11 @@ AberrationOpt = Annotated[float, typer.Option("--aberration", help="Lateral chro
                                                                  "(pairs: the ultra-wide; the main gets a third). "
                                                                  "Ground truth stays aberration-free.",
                                               min=0.0, max=20.0)]
+SphericalOpt = Annotated[float, typer.Option("--spherical", help="Spherical aberration of the defocus PSF, "
+                                                               "-1..1: > 0 (under-corrected, most lenses) "
+                                                               "gives soft bokeh behind the focal plane and "
+                                                               "bright-rimmed bokeh in front; 0 = uniform disc.",
+                                             min=-1.0, max=1.0)]
 StartOpt = Annotated[int, typer.Option("--start", help="Index of the first scene (to extend a data set).", min=0)]
 
 
@@ -88,7 +93,7 @@ def _pair_item(item: WorkItem) -> dict[str, Any]:
 
     p = item.params
     ps = make_pair_scene(p["seed"], p["size"], p["preset"], p["noise"], index=p["index"], blades=p["blades"],
-                         aberration=p["aberration"])
+                         aberration=p["aberration"], spherical=p["spherical"])
     files = pair_scene_files(ps, quality=p["quality"])
     outs = _write_all(Path(p["folder"]), files, p["overwrite"])
     m = ps.metadata
@@ -118,6 +123,7 @@ def pairs_cmd(
     noise: NoiseOpt = 1.0,
     blades: BladesOpt = 0,
     aberration: AberrationOpt = 0.0,
+    spherical: SphericalOpt = 0.0,
     start: StartOpt = 0,
     quality: QualityOpt = 95,
     jobs: JobsOpt = 1,
@@ -155,7 +161,7 @@ def pairs_cmd(
     for k in range(start, start + count):
         folder = out / f"scene_{k:04d}"
         items.append(WorkItem(folder.name, [], [str(folder / f) for f in PAIR_FILES],
-                              {"seed": seed, "index": k, "size": size, "preset": preset, "noise": noise, "blades": blades, "aberration": aberration, "quality": quality,
+                              {"seed": seed, "index": k, "size": size, "preset": preset, "noise": noise, "blades": blades, "aberration": aberration, "spherical": spherical, "quality": quality,
                                "folder": str(folder), "overwrite": overwrite}))
     if dry_run:
         show_plan(ui, "synth pairs plan", ["scene", "seed", "size", "preset", "folder"],
@@ -179,7 +185,8 @@ def _burst_item(item: WorkItem) -> dict[str, Any]:
     p = item.params
     b = make_burst(p["seed"], p["size"], p["frames"], p["preset"], p["noise"], index=p["index"],
                    raw=p["format"] == "dng", breathing=p["breathing"], shake_px=p["shake"],
-                   flicker=p["flicker"], blades=p["blades"], aberration=p["aberration"])
+                   flicker=p["flicker"], blades=p["blades"], aberration=p["aberration"],
+                   spherical=p["spherical"])
     files = burst_files(b, p["format"], quality=p["quality"])
     outs = _write_all(Path(p["folder"]), files, p["overwrite"])
     return {"outputs": outs, "focus_m": [round(b.focus_m[0], 4), round(b.focus_m[-1], 4)]}
@@ -220,6 +227,7 @@ def bursts_cmd(
                                                              "per-frame gain (0.02 = 2 %).", min=0.0, max=0.5)] = 0.02,
     blades: BladesOpt = 0,
     aberration: AberrationOpt = 0.0,
+    spherical: SphericalOpt = 0.0,
     start: StartOpt = 0,
     quality: QualityOpt = 95,
     jobs: JobsOpt = 1,
@@ -264,7 +272,7 @@ def bursts_cmd(
         outs += [str(folder / "gt" / n) for n in ("aif.png", "depth.npy", "focus_index.npy", "metadata.json")]
         items.append(WorkItem(folder.name, [], outs, {
             "seed": seed, "index": k, "size": size, "frames": frames, "preset": preset, "noise": noise,
-            "format": f, "breathing": breathing, "shake": shake, "flicker": flicker, "blades": blades, "aberration": aberration,
+            "format": f, "breathing": breathing, "shake": shake, "flicker": flicker, "blades": blades, "aberration": aberration, "spherical": spherical,
             "quality": quality, "folder": str(folder), "overwrite": overwrite}))
     if dry_run:
         show_plan(ui, "synth bursts plan", ["burst", "frames", "format", "size", "folder"],

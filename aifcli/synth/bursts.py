@@ -76,14 +76,15 @@ def focus_span_diopters(preset: Preset, size: str | int, frames: int) -> float:
 def make_burst(seed: int, size: str | int = "512", frames: int = 8, preset: str | Preset = "generic-camera",
                noise: float = 1.0, index: int = 0, raw: bool = False, breathing: float = 1.0,
                shake_px: float = 1.5, flicker: float = 0.02, blades: int = 0,
-               aberration: float = 0.0) -> BurstScene:
+               aberration: float = 0.0, spherical: float = 0.0) -> BurstScene:
     """Render bracket ``index`` of ``seed`` (deterministic) with the preset's main camera.
 
     ``size``: output width (512, 1024, ``full``); ``frames``: 2..500; ``noise``: sensor
     noise scale (0 = none); ``raw``: also make Bayer mosaics for DNG; ``breathing``:
     scale of the physical focus breathing (0 = none); ``shake_px``: standard deviation of
     the camera shake in pixels; ``flicker``: standard deviation of the exposure gain;
-    ``aberration``: lateral chromatic aberration, px at the corners at full resolution.
+    ``aberration``: lateral chromatic aberration, px at the corners at full resolution;
+    ``spherical``: spherical aberration of the PSF (-1..1, see ``pairs.make_pair_scene``).
     """
     pr = get_preset(preset) if isinstance(preset, str) else preset
     if not 2 <= frames <= 500:
@@ -139,7 +140,7 @@ def make_burst(seed: int, size: str | int = "512", frames: int = 8, preset: str 
 
     def one(i: int) -> tuple[np.ndarray, np.ndarray | None]:
         layers = [render_layer(l, views[i]) for l in scene.layers]
-        lin = lateral_ca(composite(layers, Focus(lens, focus[i], blades), w, h), aberration * scale)
+        lin = lateral_ca(composite(layers, Focus(lens, focus[i], blades, spherical), w, h), aberration * scale)
         lk = replace(look, exposure=look.exposure * gains[i])
         mosaic = None
         if raw:
@@ -176,7 +177,7 @@ def make_burst(seed: int, size: str | int = "512", frames: int = 8, preset: str 
     meta = {
         "aif_synth": 1, "kind": "burst", "seed": int(seed), "index": int(index), "size": str(size),
         "preset": pr.name, "noise": float(noise), "frames": frames, "reference_index": ref,
-        "psf": "disc" if blades < 3 else f"{blades}-gon", "lateral_ca_corner_px": aberration * scale,
+        "psf": "disc" if blades < 3 else f"{blades}-gon", "lateral_ca_corner_px": aberration * scale, "spherical": spherical,
         "width": w, "height": h, "focal_mm": lens.focal_mm, "f_number": lens.f_number,
         "pixel_pitch_um": lens.pixel_pitch_um, "focal_px": f_px,
         "focus_m": focus, "focus_diopters": diopters.tolist(), "coc_step_px": STEP_COC_PX,

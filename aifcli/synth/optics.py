@@ -78,9 +78,13 @@ def breathing_scale(focal_mm: float, focus_m: float, ref_focus_m: float) -> floa
 
 
 @lru_cache(maxsize=256)
-def disc_kernel(radius: float, blades: int = 0, rotation: float = 0.0) -> np.ndarray:
+def disc_kernel(radius: float, blades: int = 0, rotation: float = 0.0, spherical: float = 0.0) -> np.ndarray:
     """A normalised disc (or regular polygon with ``blades`` sides) PSF of ``radius`` px,
-    with an antialiased rim (coverage of each pixel by the shape, to ~1/16 px)."""
+    with an antialiased rim (coverage of each pixel by the shape, to 1/8 px).
+
+    ``spherical`` (-1..1) shapes the intensity across the disc as 1 + s (2 rho^2 - 1),
+    rho = distance / radius: s > 0 gives a bright rim ("soap bubble"), s < 0 a bright
+    centre, as spherical aberration does on either side of the focal plane."""
     r = max(float(radius), 0.5)
     n = int(np.ceil(r + 1))
     ss = 8
@@ -95,12 +99,16 @@ def disc_kernel(radius: float, blades: int = 0, rotation: float = 0.0) -> np.nda
         inside = rr <= r
     else:
         inside = (xx * xx + yy * yy) <= r * r
-    k = inside.reshape(2 * n + 1, ss, 2 * n + 1, ss).mean(axis=(1, 3)).astype(np.float32)
+    weight = inside.astype(np.float64)
+    if spherical:
+        rho2 = (xx * xx + yy * yy) / (r * r)
+        weight *= np.clip(1.0 + spherical * (2.0 * rho2 - 1.0), 0.0, None)
+    k = weight.reshape(2 * n + 1, ss, 2 * n + 1, ss).mean(axis=(1, 3)).astype(np.float32)
     k /= k.sum()
     return k
 
 
-def blur_disc(img: np.ndarray, radius: float, blades: int = 0) -> np.ndarray:
+def blur_disc(img: np.ndarray, radius: float, blades: int = 0, spherical: float = 0.0) -> np.ndarray:
     """Convolve HxW[xC] float32 with a disc PSF of ``radius`` px (edges replicated).
 
     Radii up to 6 px are convolved at full resolution. Larger ones are convolved at a
@@ -114,7 +122,7 @@ def blur_disc(img: np.ndarray, radius: float, blades: int = 0) -> np.ndarray:
     h, w = img.shape[:2]
     d = int(radius // 4)
     if radius <= 6 or d < 2 or min(h, w) // d < 4:
-        k = disc_kernel(round(radius * 4) / 4, blades)
+        k = disc_kernel(round(radius * 4) / 4, blades, 0.0, round(spherical, 3))
         return cv2.filter2D(img, -1, k, borderType=cv2.BORDER_REPLICATE)
     sw, sh = max(1, int(np.ceil(w / d))), max(1, int(np.ceil(h / d)))
     # pad to a multiple of d so the area downsample is exact
@@ -122,7 +130,7 @@ def blur_disc(img: np.ndarray, radius: float, blades: int = 0) -> np.ndarray:
     src = cv2.copyMakeBorder(img, 0, ph, 0, pw, cv2.BORDER_REPLICATE) if (pw or ph) else img
     small = cv2.resize(src, (sw, sh), interpolation=cv2.INTER_AREA)
     r_small = np.sqrt(max(radius * radius - d * d, 0.25)) / d
-    k = disc_kernel(round(r_small * 8) / 8, blades)
+    k = disc_kernel(round(r_small * 8) / 8, blades, 0.0, round(spherical, 3))
     small = cv2.filter2D(small, -1, k, borderType=cv2.BORDER_REPLICATE)
     # bilinear upsample with pixel centres aligned (cv2.resize uses the same convention)
     big = cv2.resize(small, (sw * d, sh * d), interpolation=cv2.INTER_LINEAR)

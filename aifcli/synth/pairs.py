@@ -136,7 +136,8 @@ def _random_time(rng: np.random.Generator) -> datetime:
 
 
 def make_pair_scene(seed: int, size: str | int = "512", preset: str | Preset = "generic-phone",
-                    noise: float = 1.0, index: int = 0, blades: int = 0, aberration: float = 0.0) -> PairScene:
+                    noise: float = 1.0, index: int = 0, blades: int = 0, aberration: float = 0.0,
+                    spherical: float = 0.0) -> PairScene:
     """Render scene ``index`` of ``seed`` (deterministic) with the preset's main and ultra-wide.
 
     ``size``: output width of the main image (512, 1024, ``full`` = the preset's native
@@ -146,6 +147,8 @@ def make_pair_scene(seed: int, size: str | int = "512", preset: str | Preset = "
     ``aberration``: lateral chromatic aberration of the ultra-wide, in pixels of red/blue
     displacement at the corners at the preset's full resolution (the main gets a third);
     ground truth (gt/aif, the maps) stays aberration-free and refers to the green channel.
+    ``spherical``: spherical aberration of the PSF (-1..1; > 0 = under-corrected: soft
+    blur behind the focal plane, bright-rimmed blur in front).
     """
     pr = get_preset(preset) if isinstance(preset, str) else preset
     if "ultrawide" not in pr.cameras:
@@ -174,13 +177,14 @@ def make_pair_scene(seed: int, size: str | int = "512", preset: str | Preset = "
     focus_far = float(np.clip(wall_z * rng.uniform(0.5, 1.0), 1.5, None))
     return render_pair(scene, pr, rng, seed=int(seed), index=int(index), size=str(size), noise=noise,
                        blades=blades, main=main, uw=uw, lm=lm, lu=lu, focus_near=focus_near, focus_far=focus_far,
-                       aberration=aberration * scale)
+                       aberration=aberration * scale, spherical=spherical)
 
 
 def render_pair(scene: Scene, pr: Preset, rng: np.random.Generator, *, seed: int, index: int, size: str,
                 noise: float, blades: int, main: View, uw: View, lm: Lens, lu: Lens, focus_near: float,
                 focus_far: float, extra_meta: dict[str, Any] | None = None,
-                occ_inv_tol: float | None = None, aberration: float = 0.0) -> PairScene:
+                occ_inv_tol: float | None = None, aberration: float = 0.0,
+                spherical: float = 0.0) -> PairScene:
     """Render a scene's main (near, far, all-in-focus) and ultra-wide images and ground truth.
 
     ``occ_inv_tol``: a main pixel counts as occluded in the ultra-wide when the surface
@@ -204,11 +208,11 @@ def render_pair(scene: Scene, pr: Preset, rng: np.random.Generator, *, seed: int
         main_layers, uw_layers = fm.result(), fu.result()
         jobs = [
             ex.submit(lambda: develop(composite(main_layers, None, wm, hm), look_m, None, noise=False, inplace=True)),
-            ex.submit(lambda: develop(lateral_ca(composite(main_layers, Focus(lm, focus_near, blades), wm, hm),
+            ex.submit(lambda: develop(lateral_ca(composite(main_layers, Focus(lm, focus_near, blades, spherical), wm, hm),
                                                  aberration / 3), look_m, nr[0], inplace=True)),
-            ex.submit(lambda: develop(lateral_ca(composite(main_layers, Focus(lm, focus_far, blades), wm, hm),
+            ex.submit(lambda: develop(lateral_ca(composite(main_layers, Focus(lm, focus_far, blades, spherical), wm, hm),
                                                  aberration / 3), look_m, nr[1], inplace=True)),
-            ex.submit(lambda: develop(lateral_ca(composite(uw_layers, Focus(lu, focus_uw, blades), wu, hu),
+            ex.submit(lambda: develop(lateral_ca(composite(uw_layers, Focus(lu, focus_uw, blades, spherical), wu, hu),
                                                  aberration), look_u, nr[2], inplace=True)),
         ]
         fdu = ex.submit(front_depth, uw_layers, wu, hu)
@@ -252,7 +256,7 @@ def render_pair(scene: Scene, pr: Preset, rng: np.random.Generator, *, seed: int
     meta = {
         "aif_synth": 1, "kind": "pair", "seed": int(seed), "index": int(index), "size": str(size),
         "preset": pr.name, "noise": float(noise), "psf": "disc" if blades < 3 else f"{blades}-gon",
-        "lateral_ca_corner_px": {"main": aberration / 3, "ultrawide": aberration},
+        "lateral_ca_corner_px": {"main": aberration / 3, "ultrawide": aberration}, "spherical": spherical,
         "capture_time": t.isoformat(timespec="milliseconds"),
         "main": {"width": wm, "height": hm, "focal_mm": lm.focal_mm, "f_number": lm.f_number,
                  "pixel_pitch_um": lm.pixel_pitch_um, "focal_px": main.focal_px, "K": main.K.tolist(),

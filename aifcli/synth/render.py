@@ -29,6 +29,12 @@ class Focus:
     lens: Lens
     focus_m: float
     blades: int = 0  # 0 = disc PSF, >= 3 = polygonal aperture
+    spherical: float = 0.0  # spherical aberration (under-corrected > 0): bright-rimmed blur in
+    # front of the focal plane, soft (bright-centred) blur behind it
+
+    def sa(self, behind: bool) -> float:
+        """The PSF's rim-vs-centre weight on one side of the focal plane."""
+        return -self.spherical if behind else self.spherical
 
 
 def _bins(rmin: float, rmax: float) -> list[float]:
@@ -45,11 +51,14 @@ def _pad_bbox(bbox: tuple[int, int, int, int], pad: int, w: int, h: int) -> tupl
     return max(0, x0 - pad), max(0, y0 - pad), min(w, x1 + pad), min(h, y1 + pad)
 
 
-def coc_radius_map(li: LayerImage, focus: Focus, bbox: tuple[int, int, int, int], w: int, h: int) -> np.ndarray:
-    """PSF radius (CoC / 2, px) of the layer over ``bbox``."""
+def coc_radius_map(li: LayerImage, focus: Focus, bbox: tuple[int, int, int, int], w: int, h: int,
+                   signed: bool = False) -> np.ndarray:
+    """PSF radius (CoC / 2, px) of the layer over ``bbox``; ``signed``: positive behind
+    the focal plane, negative in front."""
     inv = grid_inv_depth(li.inv_depth, w, h, bbox)
     K = focus.lens.coc_scale_px(focus.focus_m)
-    return (np.float32(0.5 * K) * np.abs(1.0 - np.float32(focus.focus_m) * inv)).astype(np.float32)
+    sc = (np.float32(0.5 * K) * (1.0 - np.float32(focus.focus_m) * inv)).astype(np.float32)
+    return sc if signed else np.abs(sc)
 
 
 def defocus_layer(li: LayerImage, focus: Focus | None, w: int, h: int) -> tuple[np.ndarray, tuple[int, int, int, int]]:
@@ -60,8 +69,10 @@ def defocus_layer(li: LayerImage, focus: Focus | None, w: int, h: int) -> tuple[
     rgba = li.rgba
     if focus is None:
         return rgba, li.bbox
-    r = coc_radius_map(li, focus, li.bbox, w, h)
+    sr_full = coc_radius_map(li, focus, li.bbox, w, h, signed=True)
+    r = np.abs(sr_full)
     rmin, rmax = float(r.min()), float(r.max())
+    behind = float(sr_full.mean()) > 0  # the side of the focal plane most of the layer is on
     pad = int(np.ceil(rmax)) + 2
     bb = _pad_bbox(li.bbox, pad, w, h)
     bx0, by0, bx1, by1 = bb
@@ -69,13 +80,17 @@ def defocus_layer(li: LayerImage, focus: Focus | None, w: int, h: int) -> tuple[
         big = rgba  # read only below
     else:
         big = cv2.copyMakeBorder(rgba, y0 - by0, by1 - y1, x0 - bx0, bx1 - x1, cv2.BORDER_CONSTANT, value=0)
-    if rmax - rmin < max(0.5, 0.08 * rmax):
+    crosses = focus.spherical != 0 and float(sr_full.min()) < 0 < float(sr_full.max())
+    if rmax - rmin < max(0.5, 0.08 * rmax) and not crosses:
         # the CoC varies less across the layer than the bin spacing: one blur at the mean
         # radius (error <= half a bin: 0.25 px, or 4 % of the radius)
-        return blur_disc(big, 0.5 * (rmin + rmax), focus.blades), bb
+        return blur_disc(big, 0.5 * (rmin + rmax), focus.blades, focus.sa(behind)), bb
     centres = _bins(rmin, rmax)
     rr = np.full(big.shape[:2], -1.0, np.float32)
     rr[y0 - by0:y1 - by0, x0 - bx0:x1 - bx0] = r
+    if crosses:  # which side of the focal plane each pixel is on (for the aberrated PSF)
+        side = np.zeros(big.shape[:2], bool)
+        side[y0 - by0:y1 - by0, x0 - bx0:x1 - bx0] = sr_full > 0
     # per row / column radius range: each bin only touches the band where it has weight
     H, W = big.shape[:2]
     row_lo = np.full(H, np.inf, np.float32)
@@ -109,8 +124,18 @@ def defocus_layer(li: LayerImage, focus: Focus | None, w: int, h: int) -> tuple[
         wgt[sr < 0] = 0.0
         if not np.any(wgt > 0):
             continue
-        part = big[sy0:sy1, sx0:sx1] * wgt[..., None]
-        acc[sy0:sy1, sx0:sx1] += blur_disc(part, c, focus.blades)
+        if not crosses:
+            part = big[sy0:sy1, sx0:sx1] * wgt[..., None]
+            acc[sy0:sy1, sx0:sx1] += blur_disc(part, c, focus.blades, focus.sa(behind))
+            continue
+        # a slanted layer crossing the focal plane with an aberrated PSF: the pixels behind
+        # and in front get their own PSF (the split is where the CoC is zero: no seam)
+        sd = side[sy0:sy1, sx0:sx1]
+        for b_side in (False, True):
+            ws = np.where(sd == b_side, wgt, np.float32(0))
+            if np.any(ws > 0):
+                acc[sy0:sy1, sx0:sx1] += blur_disc(big[sy0:sy1, sx0:sx1] * ws[..., None], c, focus.blades,
+                                                   focus.sa(b_side))
     return acc, bb
 
 
