@@ -123,6 +123,9 @@ def evaluate_cmd(
             m = LPIPS(lpips_net, lpips_weights, lpips_tile)
             lpips_info = m.info.to_dict()
             lpips_opts = {"net": lpips_net, "weights": str(m.info.backbone), "tile": lpips_tile}
+            from ..metrics import evaluate as _ev
+
+            _ev._MODEL[(lpips_net, lpips_opts["weights"], lpips_tile)] = m  # in-process items reuse it
         except LpipsUnavailable as e:
             if lpips_weights is not None:
                 raise UsageError(str(e), hint="check --lpips-weights, or drop it to use the installed weights") from None
