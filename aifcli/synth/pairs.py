@@ -25,7 +25,7 @@ import numpy as np
 
 from ..errors import UsageError
 from ..presets import Preset, get_preset
-from .camera import Look, develop, lateral_ca, random_look
+from .camera import develop, lateral_ca, random_look
 from .exif import ShotInfo, shot_for
 from .optics import Lens
 from .render import Focus, composite, front_depth
@@ -79,12 +79,6 @@ class PairScene:
     shots: dict[str, ShotInfo] = field(default_factory=dict)  # EXIF per file stem
     metadata: dict[str, Any] = field(default_factory=dict)
     scene: Scene | None = None
-
-
-def _pixel_grid(w: int, h: int) -> tuple[np.ndarray, np.ndarray]:
-    xs = np.arange(w, dtype=np.float32)
-    ys = np.arange(h, dtype=np.float32)
-    return np.broadcast_to(xs[None, :], (h, w)), np.broadcast_to(ys[:, None], (h, w))
 
 
 def _affine_grid(c: np.ndarray, w: int, h: int) -> np.ndarray:
