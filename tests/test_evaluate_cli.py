@@ -210,6 +210,17 @@ def test_lpips_in_report_when_weights_present(tmp_path):
     expect = m(read_image(tmp_path / "a.png").pixels, read_image(tmp_path / "b.png").pixels)
     assert rep["images"][0]["lpips"] == pytest.approx(expect, abs=1e-6)
     assert rep["lpips_info"]["net"] == "alex"
+    # VGG as an option, when its backbone is installed too
+    try:
+        vgg = LPIPS("vgg")
+    except Exception:
+        return
+    r = run(str(tmp_path / "a.png"), str(tmp_path / "b.png"), "--json", "--lpips-net", "vgg", "--sort-by", "lpips")
+    assert r.exit_code == 0, r.output
+    rep = json.loads(r.stdout[r.stdout.index("{"):])
+    assert rep["lpips_info"]["net"] == "vgg"
+    expect = vgg(read_image(tmp_path / "a.png").pixels, read_image(tmp_path / "b.png").pixels)
+    assert rep["images"][0]["lpips"] == pytest.approx(expect, abs=1e-6)
 
 
 def test_stack_layout_and_parallel_subprocess(tmp_path):
