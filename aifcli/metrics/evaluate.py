@@ -109,7 +109,7 @@ def evaluate_item(item: Any) -> dict[str, Any]:
     if prm.get("align"):
         from .align import align_to_gt
 
-        pred, valid, res = align_to_gt(pred, gt)
+        pred, valid, res = align_to_gt(pred, gt, scale_range=float(prm.get("align_range", 0.15)))
         info["align"] = res.to_dict()
         if res.coverage < 0.05:
             raise InputError(f"--align found no overlap with the ground truth (coverage {res.coverage:.1%})", pred_path,
