@@ -211,26 +211,27 @@ def render_pair(scene: Scene, pr: Preset, rng: np.random.Generator, *, seed: int
         ]
         fdu = ex.submit(front_depth, uw_layers, wu, hu)
         depth = front_depth(main_layers, wm, hm)
+        # ground truth that needs only the main depth, while the workers render
+        base_m = float(np.linalg.norm(C))
+        disparity = (base_m * main.focal_px / depth).astype(np.float32)
+        uw_map, zc = project_main_to_view(depth, main, uw)
+        H = uw.K @ uw.R @ np.linalg.inv(main.K)
+        H = H / H[2, 2]
+        Hi = np.linalg.inv(H)
+        u, v = uw_map[..., 0], uw_map[..., 1]
+        flow = np.empty((hm, wm, 2), np.float32)
+        den = u * np.float32(Hi[2, 0])
+        den += v * np.float32(Hi[2, 1])
+        den += np.float32(Hi[2, 2])
+        for i in range(2):  # H^-1 q - p
+            t = u * np.float32(Hi[i, 0])
+            t += v * np.float32(Hi[i, 1])
+            t += np.float32(Hi[i, 2])
+            t /= den
+            t -= _affine_grid(np.eye(3)[i], wm, hm)
+            flow[..., i] = t
         aif, near_img, far_img, uw_img = (j.result() for j in jobs)
         uw_depth = fdu.result()
-    base_m = float(np.linalg.norm(C))
-    disparity = (base_m * main.focal_px / depth).astype(np.float32)
-    uw_map, zc = project_main_to_view(depth, main, uw)
-    H = uw.K @ uw.R @ np.linalg.inv(main.K)
-    H = H / H[2, 2]
-    Hi = np.linalg.inv(H)
-    u, v = uw_map[..., 0], uw_map[..., 1]
-    flow = np.empty((hm, wm, 2), np.float32)
-    den = u * np.float32(Hi[2, 0])
-    den += v * np.float32(Hi[2, 1])
-    den += np.float32(Hi[2, 2])
-    for i in range(2):  # H^-1 q - p
-        t = u * np.float32(Hi[i, 0])
-        t += v * np.float32(Hi[i, 1])
-        t += np.float32(Hi[i, 2])
-        t /= den
-        t -= _affine_grid(np.eye(3)[i], wm, hm)
-        flow[..., i] = t
     inside = (u >= -0.5) & (u <= wu - 0.5) & (v >= -0.5) & (v <= hu - 0.5)
     # z-buffer test: the ultra-wide's front surface at q is nearer than the point -> occluded
     zs = cv2.remap(uw_depth, u, v, cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT, borderValue=np.inf)
