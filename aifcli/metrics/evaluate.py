@@ -137,13 +137,6 @@ def evaluate_item(item: Any) -> dict[str, Any]:
     return info
 
 
-def finite(x: float | None) -> float | None:
-    """None for a missing value; inf stays inf (identical images)."""
-    if x is None:
-        return None
-    return float(x)
-
-
 def mean_of(values: list[float]) -> float | None:
     vals = [v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
     if not vals:

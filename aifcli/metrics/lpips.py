@@ -300,8 +300,10 @@ class LpipsInfo:
     notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"net": self.net, "backbone": self.backbone, "heads": self.heads, "tile": self.tile,
-                "version": "0.1"}
+        d = {"net": self.net, "backbone": self.backbone, "heads": self.heads, "tile": self.tile, "version": "0.1"}
+        if Path(self.heads).is_file():
+            d["heads_sha256"] = sha256_of(self.heads)  # 5-11 kB: cheap, and pins what was used
+        return d
 
 
 class LPIPS:

@@ -31,8 +31,8 @@ from ..io.formats import is_image_file
 
 GT_NAMES = ("aif",)  # the all-in-focus GT file name in a synth scene
 AUX_SUFFIX = re.compile(r"[_-](depth|confidence|conf|coverage|mask|valid|occlusion|error|flow|disparity)$", re.I)
-NEAR = {"near", "fg", "foreground", "n"}
-FAR = {"far", "bg", "background", "f"}
+NEAR = {"near", "fg", "foreground"}
+FAR = {"far", "bg", "background"}
 
 
 @dataclass
@@ -102,9 +102,9 @@ def index_gt(gt: Path) -> dict[str, GtEntry]:
 
 def group_from_rest(rest: str) -> str:
     tokens = {t.lower() for t in re.split(r"[_\-. ]+", rest) if t}
-    if tokens & {"near", "fg", "foreground"}:
+    if tokens & NEAR:
         return "near"
-    if tokens & {"far", "bg", "background"}:
+    if tokens & FAR:
         return "far"
     return "all"
 
