@@ -60,7 +60,8 @@ def stack_frames(frames: Sequence[np.ndarray | None] | Iterable[np.ndarray | Non
                  motion: str = "affine", reference: int | None = None, prefer: str = "none",
                  near: str = "first", linear: bool = False, power: float = 3.0, base_power: float = 1.0,
                  halo: bool = False, levels: int | None = None, halo_level: int = 3, halo_radius: int = 2,
-                 cross_scale: float = 0.0, depth_level: int = 2,
+                 cross_scale: float = 0.0, depth_level: int = 2, window: float = 2.0,
+                 color_focus: bool = True,
                  on_frame: Callable[[int, int], None] | None = None) -> StackResult:
     """Focus-stack a bracket into one all-in-focus image, a depth map and a coverage report.
 
@@ -95,7 +96,7 @@ def stack_frames(frames: Sequence[np.ndarray | None] | Iterable[np.ndarray | Non
         else:
             stream = ((i, frames[i], None, None) for i in range(n))  # type: ignore[index]
         return _fuse(stream, n, alignment, prefer, near, linear, power, base_power,
-                     (halo_level, halo_radius) if halo else None, levels, on_frame, timings, t0, cross_scale, depth_level)
+                     (halo_level, halo_radius) if halo else None, levels, on_frame, timings, t0, cross_scale, depth_level, window, color_focus)
     # one-shot iterator: register on the fly against the first good frame
     regs: list[FrameRegistration] = []
     registrar = NeighbourRegistrar(motion=motion) if align else None
@@ -119,7 +120,7 @@ def stack_frames(frames: Sequence[np.ndarray | None] | Iterable[np.ndarray | Non
             yield i, rgb, T[i], G[i]
 
     res = _fuse(online(), None, None, prefer, near, linear, power, base_power,
-                (halo_level, halo_radius) if halo else None, levels, on_frame, timings, t0, cross_scale, depth_level)
+                (halo_level, halo_radius) if halo else None, levels, on_frame, timings, t0, cross_scale, depth_level, window, color_focus)
     size = registrar.size if registrar else (res.image.shape[:2])
     alignment = chain(regs, size, res.frames_used[0] if res.frames_used else None, motion,
                       (registrar.scale if registrar else 1.0) or 1.0)
@@ -133,7 +134,8 @@ def _fuse(stream: Iterable[tuple[int, np.ndarray | None, np.ndarray | None, np.n
           alignment: BurstAlignment | None, prefer: str, near: str, linear: bool, power: float,
           base_power: float, halo: tuple[int, int] | None, levels: int | None,
           on_frame: Callable[[int, int], None] | None, timings: dict[str, float], t0: float,
-          cross_scale: float = 0.0, depth_level: int = 1) -> StackResult:
+          cross_scale: float = 0.0, depth_level: int = 1, window: float = 2.0,
+          color_focus: bool = True) -> StackResult:
     merger: StreamingMerger | None = None
     tracker = DepthTracker()
     used: list[int] = []
@@ -162,7 +164,7 @@ def _fuse(stream: Iterable[tuple[int, np.ndarray | None, np.ndarray | None, np.n
             warped, valid = rgb, None
         del rgb
         y = luminance(warped, linear)
-        energy, floor = focus_energy(warped, y=y)
+        energy, floor = focus_energy(warped, linear=linear, y=y, window=window, color=color_focus)
         if valid is not None:
             energy *= valid
         bias = 0.0
