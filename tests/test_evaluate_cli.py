@@ -273,3 +273,24 @@ def test_psnr_inf_mean_is_inf():
     assert math.isinf(mean_of([30.0, math.inf]))
     assert mean_of([None, 20.0, 30.0]) == 25.0
     assert mean_of([]) is None
+
+
+def test_many_images_table_shows_worst_and_tiny_images_skip_lpips(tmp_path, rng):
+    from aifcli.metrics.evaluate import score_arrays
+
+    P, G = tmp_path / "P", tmp_path / "G"
+    for i in range(42):
+        g = rng.random((24, 20, 3)).astype(np.float32)
+        write_image(G / f"i{i:02d}.png", g)
+        write_image(P / f"i{i:02d}.png", np.clip(g + rng.normal(0, 0.01 + 0.002 * i, g.shape), 0, 1))
+    r = run(str(P), str(G), "-j", "1", "--no-lpips")
+    assert r.exit_code == 0, r.output
+    assert "10 lowest PSNR of 42" in r.output and "i41" in r.output and "i00 " not in r.output
+    a = rng.random((24, 20, 3))
+
+    class Boom:
+        def distance(self, *args, **kw):
+            raise AssertionError("LPIPS must not run on images under 32x32")
+
+    out = score_arrays(a, a, lpips_model=Boom())
+    assert "lpips" not in out and "32x32" in out["lpips_note"] and out["ssim"] == pytest.approx(1.0)

@@ -228,15 +228,21 @@ def _print_plan(ui: UI, pairs: list[Any], json_mode: bool) -> None:
 def _print_tables(ui: UI, rep: dict[str, Any]) -> None:
     lp = rep["lpips_available"]
     images = rep["images"]
-    if len(images) <= 40 or ui.verbose:
-        t = Table(title="per image")
+    shown = images
+    title = "per image"
+    if len(images) > 40 and not ui.verbose:
+        done = sorted((r for r in images if r["status"] == "done"), key=lambda r: r["psnr"])
+        shown = [r for r in images if r["status"] != "done"] + done[:10]
+        title = f"not scored, and the 10 lowest PSNR of {len(done)} (all with -v or in --csv/--json-file)"
+    if shown:
+        t = Table(title=title)
         for c, j in (("image", "left"), ("group", "left"), ("PSNR dB", "right"), ("SSIM", "right")):
             t.add_column(c, justify=j)
         if lp:
             t.add_column("LPIPS", justify="right")
         t.add_column("size", justify="right")
         t.add_column("status")
-        for r in images:
+        for r in shown:
             ok = r["status"] == "done"
             cells = [escape(r["name"]), r["group"], fmt(r.get("psnr"), DIGITS["psnr"]), fmt(r.get("ssim"), DIGITS["ssim"])]
             if lp:

@@ -38,7 +38,9 @@ def score_arrays(pred: np.ndarray, gt: np.ndarray, mask: np.ndarray | None = Non
     p, g, m = crop_border(pred, crop), crop_border(gt, crop), crop_border(mask, crop)
     a, b = (rgb_to_y(p), rgb_to_y(g)) if y_channel else (p, g)
     out: dict[str, Any] = {"psnr": _psnr(a, b, mask=m), "ssim": _ssim(a, b, mask=m)}
-    if lpips_model is not None:
+    if lpips_model is not None and min(p.shape[:2]) < 32:
+        out["lpips_note"] = "image smaller than 32x32: LPIPS not defined"
+    elif lpips_model is not None:
         t0 = time.perf_counter()
         out["lpips"] = lpips_model.distance(p, g, mask=m)
         out["seconds_lpips"] = time.perf_counter() - t0
