@@ -220,14 +220,20 @@ def speed(args) -> dict:
 def examples(args) -> dict:
     """The pictures in docs/REFOCUS.md, made through the CLI on a synthetic scene and,
     when ../shared/data is present, on the real dsc28 bracket."""
+
+    import tempfile
+
+    out = args.examples
+    out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="aif-refocus-examples-") as t:
+        return _examples(args, out, Path(t))
+
+
+def _examples(args, out: Path, tmp: Path) -> dict:
     import subprocess
 
     from aifcli.synth.pairs import make_pair_scene
 
-    out = args.examples
-    out.mkdir(parents=True, exist_ok=True)
-    tmp = out / "_work"
-    tmp.mkdir(exist_ok=True)
     sc = make_pair_scene(args.seed, "1024", args.preset, noise=0.0, index=args.example_scene)
     _save(tmp / "synth_aif.png", sc.aif)
     np.save(tmp / "synth_disp.npy", sc.disparity)
