@@ -68,7 +68,7 @@ def fuse_cmd(
     (or the geometry) and are swapped with a warning when the arguments are the other way
     round. Exit codes: 0 done, 1 some pairs of a folder failed, 2 usage or input error.
     """
-    from ..fuse.files import debug_paths, fuse_files, fuse_item
+    from ..fuse.files import debug_paths, fuse_files
 
     ui = UI(quiet, verbose, json, debug)
     params = dict(preset=preset, ratio=ratio, overwrite=overwrite, quality=quality, detect_swap=not no_swap,
