@@ -262,6 +262,17 @@ def _examples(args, out: Path, tmp: Path) -> dict:
     row = [cv2.resize(cv2.imread(str(p)), (512, 384), interpolation=cv2.INTER_AREA) for p in
            (tmp / "synth_aif.png", tmp / "synth_tilt.jpg", tmp / "synth_mask.jpg")]
     cv2.imwrite(str(out / "synth_aif_tilt_mask.jpg"), np.concatenate(row, 1), [cv2.IMWRITE_JPEG_QUALITY, 88])
+    # layered vs single-layer scatter at 4x the scene's blur, focused on the near card
+    sc0 = make_pair_scene(args.seed, "1024", args.preset, noise=0.0, index=0)
+    m = sc0.metadata["main"]
+    fd = sc0.metadata["baseline_mm"] / 1000 * m["focal_px"] / m["focus_near_m"]
+    far = np.abs(sc0.disparity - fd) > 1
+    k = float(np.median(sc0.coc_near[far] / np.abs(sc0.disparity - fd)[far]))
+    coc = (4 * k * np.abs(sc0.disparity - fd)).astype(np.float32)
+    lay = render_defocus(sc0.aif, sc0.disparity, coc, focus=fd).image
+    one = single_layer_scatter(sc0.aif, coc)
+    x, y, s = 560, 380, 320
+    _save(out / "strong_blur_layered_vs_single.png", np.concatenate([lay[y:y + s, x:x + s], one[y:y + s, x:x + s]], 1))
     real = Path(__file__).resolve().parents[2] / "shared" / "data" / "stacks" / "dsc28"
     if real.is_dir():
         aif(str(real), "--blur", "30", "--focus-at", "0.5,0.9", "-o", str(tmp / "dsc_near.jpg"),
