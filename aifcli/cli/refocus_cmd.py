@@ -20,27 +20,25 @@ from .app import app
 from .common import (DebugDirOpt, DebugOpt, JsonOpt, OutputOpt, OverwriteOpt, PresetOpt, QualityOpt, QuietOpt, UI,
                      VerboseOpt, handle_errors)
 
-HELP = """Refocus after the shot: move the focal plane, open or close the aperture, deblur,
-tilt-shift, or keep a masked subject sharp (DC²-style defocus control).
-
-Inputs: IMAGE --disparity MAP (an all-in-focus image and its disparity: 16-bit PNG, TIFF
-or .npy, larger = nearer unless --disparity-unit says depth); MAIN ULTRAWIDE (a phone
-pair: fused to all-in-focus first, disparity from the parallax); or a FOLDER holding a
-focus bracket (stacked first, disparity from the depth map).
-
-Blur: the circle of confusion is c = K |d - d_focus| (DC² eq. 1 in disparity). --blur K
-gives K directly as the CoC diameter in pixels between the nearest and farthest parts of
-the scene; --aperture f/N computes it from the preset's focal length and pixel pitch.
-Rendering scatters light in linear light with a disc (or --blades N polygon) kernel,
-depth layer by depth layer, back to front: blurred backgrounds never bleed over a sharp
-subject, blurred foregrounds spread over what is behind them.
-
-Examples:
-  aif refocus aif.png --disparity disp.png --focus-at 1200,800 --blur 60 -o out.jpg
-  aif refocus main.jpg ultrawide.jpg --focus-at 0.5,0.7 --aperture f/1.4 -o out.jpg
-  aif refocus bracket/ --tilt 30 --blur 50 -o mini.jpg
-  aif refocus aif.png --disparity d.npy --sweep 24 -o pull.jpg   (pull_000.jpg.., pull.gif)
-"""
+HELP = (
+    "Refocus after the shot: move the focal plane, open or close the aperture, deblur, tilt-shift, "
+    "or keep a masked subject sharp (DC²-style defocus control).\n\n"
+    "Inputs: IMAGE --disparity MAP (an all-in-focus image and its disparity: 16-bit PNG, TIFF or .npy, "
+    "larger = nearer unless --disparity-unit says depth); MAIN ULTRAWIDE (a phone pair: fused to "
+    "all-in-focus first, disparity from the parallax); or a FOLDER holding a focus bracket (stacked first, "
+    "disparity from the depth map).\n\n"
+    "Blur: the circle of confusion is c = K |d - d_focus| (DC² eq. 1 written in disparity). --blur K gives K "
+    "directly as the CoC diameter in pixels between the nearest and farthest parts of the scene; "
+    "--aperture f/N computes it from the preset's focal length and pixel pitch. Rendering scatters light "
+    "in linear light with a disc (or --blades N polygon) kernel, depth layer by depth layer, back to front: "
+    "blurred backgrounds never bleed over a sharp subject, blurred foregrounds spread over what is behind "
+    "them.\n\n"
+    "Examples:\n\n"
+    "aif refocus aif.png -d disp.png --focus-at 1200,800 --blur 60 -o out.jpg\n\n"
+    "aif refocus main.jpg ultrawide.jpg --focus-at 0.5,0.7 --aperture f/1.4 -o out.jpg\n\n"
+    "aif refocus bracket/ --tilt 30 --blur 50 -o mini.jpg\n\n"
+    "aif refocus aif.png -d d.npy --sweep 24 -o pull.jpg  (pull_000.jpg .. pull_023.jpg, pull.gif)"
+)
 
 
 @app.command("refocus", help=HELP)
