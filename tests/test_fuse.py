@@ -141,7 +141,9 @@ def test_bad_pairs_fail_with_one_clear_line(tmp_path):
     r = runner.invoke(app, ["fuse", str(tmp_path / "main.png"), str(tmp_path / "notes.jpg"), "-o", str(tmp_path / "o.png")])
     assert r.exit_code == 2 and "notes.jpg" in r.output
     r = runner.invoke(app, ["fuse", str(tmp_path / "main.png"), "-o", str(tmp_path / "o.png")])
-    assert r.exit_code == 2
+    assert r.exit_code == 2 and "missing the ultra-wide" in r.output
+    r = runner.invoke(app, ["fuse", str(tmp_path / "no_such_dir"), "-o", str(tmp_path / "out")])
+    assert r.exit_code == 2 and "no such file or folder" in r.output
 
 
 def test_debug_dir_and_overwrite(tmp_path):

@@ -73,6 +73,8 @@ def fuse_cmd(
     ui = UI(quiet, verbose, json, debug)
     params = dict(preset=preset, ratio=ratio, overwrite=overwrite, quality=quality, detect_swap=not no_swap,
                   use_confidence=not no_confidence, main_bias=main_bias, fuse_scale=fuse_scale)
+    if not main.exists() and manifest is None:
+        raise InputError("no such file or folder", main, "check the path")
     if main.is_dir() or manifest is not None:
         if ultrawide is not None:
             raise UsageError("give either a folder (or --manifest) or two image files, not both", ultrawide)
