@@ -178,8 +178,9 @@ def parallax_from_alignment(al: Any, shape: tuple[int, int], image: np.ndarray |
     """Relative disparity from a ``PairAlignment``'s residual flow (parallax).
 
     The flow's principal direction (PCA over confident pixels) is the baseline
-    direction; the sign is chosen so that the lower part of the frame is nearer on
-    average (ground and foreground sit low in most photographs) unless ``flip``.
+    direction. The sign comes from the shape of the parallax distribution: relative to
+    the homography's plane it is bounded on the far side (infinity) and long-tailed on
+    the near side; ``flip`` reverses it.
     """
     t0 = time.perf_counter()
     fl = al.flow.astype(np.float32)
@@ -190,12 +191,26 @@ def parallax_from_alignment(al: Any, shape: tuple[int, int], image: np.ndarray |
     _, _, vt = np.linalg.svd(v[:: max(1, v.shape[0] // 50000)], full_matrices=False)
     u = vt[0]
     proj = fl[..., 0] * u[0] + fl[..., 1] * u[1]
+    # Sign: parallax relative to the homography's plane is bounded on the far side
+    # (points at infinity) and long-tailed on the near side (1/Z grows without bound),
+    # so the side where the distribution reaches farther from its median is near.
+    # Ties fall back to the skewness, then to "the lower part of the frame is nearer".
+    pg = proj[good] if good.sum() > 50 else proj.ravel()
+    med = float(np.median(pg))
+    lo, hi = (float(v) for v in np.percentile(pg, [1, 99]))
+    ext = (hi - med) - (med - lo)
     rows = np.linspace(-1, 1, proj.shape[0], dtype=np.float32)[:, None] * np.ones_like(proj)
     wsel = good if good.sum() > 50 else np.ones_like(good)
     corr = float(np.corrcoef(proj[wsel].ravel(), rows[wsel].ravel())[0, 1]) if proj[wsel].std() > 0 else 0.0
-    sign = 1.0 if corr >= 0 else -1.0
+    skew = float(np.mean((pg - pg.mean()) ** 3))
+    if abs(ext) > 0.1 * max(hi - lo, 1e-9):
+        sign, sign_from = (1.0 if ext > 0 else -1.0), "near-tail"
+    elif abs(skew) > 1e-12:
+        sign, sign_from = (1.0 if skew > 0 else -1.0), "skewness"
+    else:
+        sign, sign_from = (1.0 if corr >= 0 else -1.0), "lower-is-nearer"
     if flip:
-        sign = -sign
+        sign, sign_from = -sign, sign_from + "+flip"
     proj = proj * sign
     proj = fill_from_background(proj, good)
     small = cv2.resize(image, (proj.shape[1], proj.shape[0]), interpolation=cv2.INTER_AREA) if image is not None else None
@@ -207,7 +222,8 @@ def parallax_from_alignment(al: Any, shape: tuple[int, int], image: np.ndarray |
         d = refine(d, image)
     c = al.confidence_at(shape)
     info = {"direction": [round(float(u[0]), 4), round(float(u[1]), 4)], "sign": sign,
-            "sign_from": "flip" if flip else "lower-is-nearer", "row_correlation": round(corr, 3),
+            "sign_from": sign_from, "tail_asymmetry": round(ext / max(hi - lo, 1e-9), 3),
+            "row_correlation": round(corr, 3),
             "flow_px_range": [round(float(np.percentile(proj, 1)) / al.work_scale, 3),
                               round(float(np.percentile(proj, 99)) / al.work_scale, 3)],
             "seconds": round(time.perf_counter() - t0, 3)}
