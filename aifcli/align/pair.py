@@ -230,7 +230,7 @@ def _match(d1: np.ndarray | None, d2: np.ndarray | None, ratio: float = 0.8) -> 
 # --- the stages ---------------------------------------------------------------------------
 def estimate_homography(main_s: np.ndarray, uw: np.ndarray, main_shape: tuple[int, int], a: float,
                         H0: np.ndarray, n_features: int = 3000, min_inliers: int = 20,
-                        uw_path: Any = None, sift_width: int = 768
+                        uw_path: Any = None, sift_width: int = 640
                         ) -> tuple[np.ndarray | None, int, int, float, dict[str, float], np.ndarray, float]:
     """Homography (main full px -> uw full px) from SIFT on the work grid (None if too few agree).
 
