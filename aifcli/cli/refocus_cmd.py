@@ -61,7 +61,7 @@ def refocus_cmd(
     sweep: Annotated[int, typer.Option("--sweep", help="Write a focus pull of N frames from near to far (OUT_000.ext ...) and an animated OUT.gif preview.", min=0)] = 0,
     near_distance: Annotated[float, typer.Option("--near-distance", help="For relative maps with --aperture/--focus-distance: the distance (m) of disparity 1; disparity 0 is infinity.", min=0.01)] = 0.5,
     near: Annotated[str, typer.Option("--near", help="Bracket input: which end of the bracket is focused near, first or last.")] = "first",
-    flip_disparity: Annotated[bool, typer.Option("--flip-disparity", help="Pair input: swap near and far when the automatic sign (lower part of the frame is nearer) is wrong.")] = False,
+    flip_disparity: Annotated[bool, typer.Option("--flip-disparity", help="Pair input: swap near and far when the automatic sign (the long tail of the parallax is near) is wrong.")] = False,
     refine: Annotated[Optional[bool], typer.Option("--refine/--no-refine", help="Edge-aware refinement of the disparity against the image (default: on for pairs and brackets, off for a given map).")] = None,
     highlights: Annotated[float, typer.Option("--highlights", help="Highlight boost: a clipped white becomes this much brighter in linear light before blurring (1 = off).", min=1.0, max=32.0)] = 3.0,
     max_coc: Annotated[float, typer.Option("--max-coc", help="Cap on the CoC diameter in px.", min=1.0)] = 400.0,
