@@ -45,7 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from aifcli.image import linear_to_srgb, srgb_to_linear  # noqa: E402
 from aifcli.metrics import psnr, ssim  # noqa: E402
-from aifcli.refocus.render import Aperture, RenderOptions, aperture_kernel, blur_premultiplied, render_defocus, radius_levels  # noqa: E402,F401
+from aifcli.refocus.render import RenderOptions, blur_premultiplied, radius_levels, render_defocus  # noqa: E402
 
 
 # --- the single-layer baseline ----------------------------------------------------------------

@@ -44,7 +44,6 @@ from typing import Any
 import cv2
 import numpy as np
 
-from ..image import linear_to_srgb, srgb_to_linear
 
 MAX_COARSE_RADIUS = 6.0
 COARSE_VAR = 0.3  # variance (in f^2 units) added by the down- and upsampling
