@@ -19,8 +19,10 @@ Method (DESIGN.md §2 "Refocus"):
    visible pixels by pull-push interpolation. A blurred foreground therefore reveals a
    plausible background behind its edge instead of a dark or foreground-coloured rim.
 4. Scatter = convolution per layer with a soft disc (or n-blade polygon) kernel of the
-   layer's radius, applied to premultiplied colour and alpha; large radii run on a
-   downscaled copy (kernel radius <= 6 px there) and are upsampled.
+   layer's radius, applied to premultiplied colour and alpha. Layers with a radius above
+   ``MAX_COARSE_RADIUS`` are premultiplied at full resolution, then area-downscaled by a
+   power of two, filled and blurred there (kernel shrunk for the resampling blur, see
+   ``coarse_radius``) and upsampled once.
 5. Back-to-front "over" compositing: a blurred background can never bleed over a sharp
    foreground (the foreground layer is composited after it with alpha 1), while a blurred
    foreground spreads over whatever lies behind it.
@@ -355,7 +357,7 @@ def _render_tile(lin: np.ndarray, d: np.ndarray, r: np.ndarray, centres: np.ndar
         m = int(math.ceil(band + r_own)) + 2
         y0, y1 = max(0, ys.min() * BLOCK - m), min(h, (ys.max() + 1) * BLOCK + m)
         x0, x1 = max(0, xs.min() * BLOCK - m), min(w, (xs.max() + 1) * BLOCK + m)
-        dd, rr, ll = d[y0:y1, x0:x1], r[y0:y1, x0:x1], lin[y0:y1, x0:x1]
+        dd, rr = d[y0:y1, x0:x1], r[y0:y1, x0:x1]
         # alpha: rising tent on the far side, 1 on the near side, 0 beyond the next centre
         alpha = _tent(dd, centres, b)
         has_fill = b + 1 < nb and bool((bdmax[y0 // BLOCK:-(-y1 // BLOCK), x0 // BLOCK:-(-x1 // BLOCK)] >= c_hi).any())
