@@ -36,14 +36,14 @@ def _root(
     """All-in-focus photography from the command line."""
 
 
-# Subcommands register themselves on import. Keep this list in pipeline order.
-from . import presets_cmd  # noqa: E402,F401
-from . import synth_cmd  # noqa: E402,F401
-from . import evaluate_cmd  # noqa: E402,F401
-from . import align_cmd, colormatch_cmd, fuse_cmd  # noqa: E402,F401
+# Subcommands register themselves on import, listed in `aif --help` in this order
+# (the pipeline's; command groups such as `synth` and `presets` come after).
+from . import fuse_cmd, align_cmd, colormatch_cmd  # noqa: E402,F401
 from . import stack_cmd  # noqa: E402,F401
 from . import refocus_cmd  # noqa: E402,F401
-
+from . import evaluate_cmd  # noqa: E402,F401
+from . import synth_cmd  # noqa: E402,F401
+from . import presets_cmd  # noqa: E402,F401
 
 def main() -> None:
     app()

@@ -46,7 +46,7 @@ def fuse_cmd(
     main_pattern: Annotated[str, typer.Option("--main-pattern", help="File name pattern of main images in a flat folder.")] = "*_main.*",
     uw_pattern: Annotated[str, typer.Option("--uw-pattern", help="File name pattern of ultra-wide images in a flat folder.")] = "*_ultrawide.*",
     quality: QualityOpt = 95,
-    jobs: JobsOpt = 1,
+    jobs: JobsOpt = 0,
     scheduler: SchedulerOpt = None,
     skip_existing: SkipExistingOpt = False,
     overwrite: OverwriteOpt = False,
