@@ -66,7 +66,12 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--compare", nargs=2, metavar=("PY_A", "PY_B"), help="two interpreters to compare")
     ap.add_argument("--alternations", type=int, default=3)
+    ap.add_argument("--pipeline", nargs="+", metavar="ARGS",
+                    help="with --compare: time whole `aif` commands instead (each quoted, e.g. "
+                         "'fuse M.jpg U.jpg -o /tmp/o.jpg --overwrite')")
     a = ap.parse_args()
+    if a.compare and a.pipeline:
+        return pipeline(a.compare, a.pipeline, a.alternations)
     if not a.compare:
         print(json.dumps(run_ops(a.rounds)))
         return 0
@@ -87,6 +92,30 @@ def main() -> int:
         print(f"| {k} | {ma:.1f} | {mb:.1f} | {mb / ma:.2f} |")
     print(f"\nAKAZE: {va} {runs[A][0]['_akaze']}, {vb} {runs[B][0]['_akaze']}; "
           f"BRISK: {va} {runs[A][0]['_brisk']}, {vb} {runs[B][0]['_brisk']}")
+    return 0
+
+
+def pipeline(pythons: list[str], commands: list[str], alternations: int) -> int:
+    """Wall time of whole aif commands under each interpreter, alternating, median per cell."""
+    import shlex
+
+    times: dict[tuple[str, str], list[float]] = {}
+    versions = {}
+    for py in pythons:
+        versions[py] = subprocess.run([py, "-c", "import cv2; print(cv2.__version__)"], capture_output=True,
+                                      text=True, check=True).stdout.strip()
+    for _ in range(alternations):
+        for cmd in commands:
+            for py in pythons:
+                t = time.perf_counter()
+                subprocess.run([py, "-m", "aifcli", *shlex.split(cmd)], check=True, capture_output=True)
+                times.setdefault((cmd, py), []).append(time.perf_counter() - t)
+    A, B = pythons
+    print(f"| command | OpenCV {versions[A]} (s) | OpenCV {versions[B]} (s) | {versions[B]} / {versions[A]} |")
+    print("|---|---:|---:|---:|")
+    for cmd in commands:
+        ma, mb = statistics.median(times[(cmd, A)]), statistics.median(times[(cmd, B)])
+        print(f"| aif {cmd.split()[0]} | {ma:.2f} | {mb:.2f} | {mb / ma:.2f} |")
     return 0
 
 
