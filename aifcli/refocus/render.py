@@ -386,11 +386,24 @@ def _render_tile(lin: np.ndarray, d: np.ndarray, r: np.ndarray, centres: np.ndar
     rpad = np.pad(r, pad, mode="edge").reshape(bh, BLOCK, bw, BLOCK)
     bdmin, bdmax = dpad.min(axis=(1, 3)), dpad.max(axis=(1, 3))
     brmax = rpad.max(axis=(1, 3))
+    # which layers each block's pixels belong to (a bit per layer): a pixel with
+    # c[i-1] < d <= c[i] is in layers i-1 and i only, so a block straddling a depth edge
+    # does not count for every layer in between (min/max alone would say it does)
+    if nb <= 64:
+        idx = np.searchsorted(centres, dpad.reshape(-1)).astype(np.int64)
+        one = np.uint64(1)
+        bits = (one << np.minimum(idx, nb - 1).astype(np.uint64)) | (one << np.maximum(idx - 1, 0).astype(np.uint64))
+        bbits = np.bitwise_or.reduce(bits.reshape(bh, BLOCK, bw, BLOCK).transpose(0, 2, 1, 3).reshape(bh, bw, -1),
+                                     axis=2)
+    else:
+        bbits = None
     count = 0
     for b in range(nb):
         c_lo = centres[b - 1] if b > 0 else -np.inf
         c_hi = centres[b + 1] if b + 1 < nb else np.inf
         own_blocks = (bdmax > c_lo) & (bdmin < c_hi) if b > 0 else (bdmin < c_hi)
+        if bbits is not None:
+            own_blocks &= ((bbits >> np.uint64(b)) & np.uint64(1)).astype(bool)
         if not own_blocks.any():
             continue
         # largest blur among pixels nearer than this layer: how far it can reveal what is behind
