@@ -184,3 +184,32 @@ def test_streaming_memory_does_not_grow_with_frame_count():
 
     p4, p16 = peak(4), peak(16)
     assert p16 < 1.15 * p4, (p4, p16)
+
+
+def test_reduced_jpeg_registration_matches_full_decode(tmp_path):
+    """The registration pass decodes JPEGs at reduced size (DCT scaling); the transforms must
+    match those from full decodes to well under a pixel at full resolution."""
+    import cv2
+
+    from aifcli.cli.stack_cmd import FrameSource
+
+    b = make_bracket(240, 320, 4, breathing=0.006, shake=1.5, flicker=0.04, seed=5)
+    paths = []
+    for i, f in enumerate(b.frames):
+        big = cv2.resize(f, (2240, 1680), interpolation=cv2.INTER_CUBIC)
+        p = tmp_path / f"f{i}.jpg"
+        cv2.imwrite(str(p), cv2.cvtColor(np.clip(big * 255 + 0.5, 0, 255).astype(np.uint8), cv2.COLOR_RGB2BGR),
+                    [cv2.IMWRITE_JPEG_QUALITY, 95])
+        paths.append(p)
+    src = FrameSource(paths)
+    small, size = src.registration_frame(0)
+    assert size == (1680, 2240) and small.shape[:2] == (840, 1120)  # 1/2: long side stays >= 1000 px
+    full = register_burst(src[i] for i in range(len(src)))
+    red = register_burst(src.registration_frame(i) for i in range(len(src)))
+    assert full.good == red.good == list(range(4)) and red.size == (1680, 2240)
+    h, w = red.size
+    corners = np.array([[0, 0, 1], [w, 0, 1], [0, h, 1], [w, h, 1]], float).T
+    for i in red.good:
+        a, c = full.transforms[i] @ corners, red.transforms[i] @ corners
+        assert np.abs(a[:2] / a[2] - c[:2] / c[2]).max() < 0.5, i
+        assert np.allclose(full.gains[i], red.gains[i], atol=0.01)

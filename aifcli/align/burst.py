@@ -85,10 +85,13 @@ def _luma(rgb: np.ndarray) -> np.ndarray:
     return y[..., 0] if y.ndim == 3 else y
 
 
-def prepare(rgb: np.ndarray, scale: float) -> dict[str, np.ndarray]:
+def prepare(rgb: np.ndarray, scale: float, size: tuple[int, int] | None = None) -> dict[str, np.ndarray]:
     """Small working copies of one frame for registration: band-passed luminance
-    pyramid (finest first) and a low-passed colour image for gain estimation."""
-    h, w = rgb.shape[:2]
+    pyramid (finest first) and a low-passed colour image for gain estimation.
+
+    ``size``: the frame's full-resolution (height, width) when ``rgb`` is a reduced
+    decode of it (e.g. a JPEG decoded at 1/4 size); ``scale`` is relative to that size."""
+    h, w = size or rgb.shape[:2]
     sw, sh = max(16, int(round(w * scale))), max(16, int(round(h * scale)))
     small = cv2.resize(rgb, (sw, sh), interpolation=cv2.INTER_AREA)
     y = _luma(small)
@@ -199,17 +202,20 @@ class NeighbourRegistrar:
         self.prev_idx: int | None = None
         self.size: tuple[int, int] | None = None
 
-    def step(self, i: int, rgb: np.ndarray | None) -> FrameRegistration:
+    def step(self, i: int, rgb: np.ndarray | None, size: tuple[int, int] | None = None) -> FrameRegistration:
+        """Register one frame. ``size``: its full-resolution (height, width) when ``rgb`` is a
+        reduced decode (at least the working size, ~1000 px); transforms stay full resolution."""
         if rgb is None:
             return FrameRegistration(i, False, reason="could not be read")
+        fsize = tuple(size) if size is not None else rgb.shape[:2]
         if self.size is None:
-            self.size = rgb.shape[:2]
+            self.size = fsize
             if self.scale is None:
                 self.scale = min(1.0, 1000.0 / max(self.size))
-        elif rgb.shape[:2] != self.size:
-            return FrameRegistration(i, False, reason=f"size {rgb.shape[1]}x{rgb.shape[0]} differs from "
+        elif fsize != self.size:
+            return FrameRegistration(i, False, reason=f"size {fsize[1]}x{fsize[0]} differs from "
                                                       f"the bracket's {self.size[1]}x{self.size[0]}")
-        cur = prepare(rgb, self.scale)
+        cur = prepare(rgb, self.scale, fsize)
         if self.prev is None:
             self.prev, self.prev_idx = cur, i
             return FrameRegistration(i, True, np.eye(3), None, 1.0, np.ones(3))
@@ -238,7 +244,9 @@ def register_burst(frames: Iterable[np.ndarray | None], *, motion: str = "affine
     """Register a bracket: each frame to its previous good neighbour, chained to the reference.
 
     ``frames``: full-resolution float32 HxWx3 images in bracket order, read one at a time
-    (``None`` marks a frame that could not be read; it is reported and skipped).
+    (``None`` marks a frame that could not be read; it is reported and skipped), or
+    ``(image, (height, width))`` pairs where ``image`` is a reduced decode of a frame of that
+    full size (at least ~1000 px on the long side; faster to read, same transforms).
     ``scale``: working scale (default: long side ~1000 px). ``reference``: input index of the
     reference frame (default: the middle of the good frames, ``good[len(good) // 2]``).
     Other keywords go to ``NeighbourRegistrar``. Only two small working copies are held at
@@ -246,7 +254,7 @@ def register_burst(frames: Iterable[np.ndarray | None], *, motion: str = "affine
     """
     t0 = time.perf_counter()
     reg = NeighbourRegistrar(motion=motion, scale=scale, **kw)
-    regs = [reg.step(i, rgb) for i, rgb in enumerate(frames)]
+    regs = [reg.step(i, *f) if isinstance(f, tuple) else reg.step(i, f) for i, f in enumerate(frames)]
     return chain(regs, reg.size, reference, motion, reg.scale or 0.0, time.perf_counter() - t0)
 
 
@@ -289,7 +297,7 @@ def warp_frame(rgb: np.ndarray, transform: np.ndarray, gain: np.ndarray | None =
     h, w = size or rgb.shape[:2]
     identity = np.allclose(transform, np.eye(3), atol=1e-9)
     if identity:
-        out = rgb.copy() if gain is not None else rgb
+        out = rgb
         valid = np.ones((h, w), np.float32)
     else:
         inv = np.linalg.inv(transform)
@@ -299,7 +307,8 @@ def warp_frame(rgb: np.ndarray, transform: np.ndarray, gain: np.ndarray | None =
             out = cv2.warpPerspective(rgb, inv, (w, h), flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE)
         valid = _coverage_mask(transform, rgb.shape[:2], (h, w))
     if gain is not None and not np.allclose(gain, 1.0):
-        out = out * np.asarray(gain, np.float32)[None, None, :]
+        g = np.diag(np.asarray(gain, np.float32)).astype(np.float32)
+        out = cv2.transform(out, g)  # per-channel gain (a new array: the input is not modified)
     return out, valid
 
 

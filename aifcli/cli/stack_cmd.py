@@ -214,6 +214,50 @@ class FrameSource:
         self.bit_depth = max(self.bit_depth, img.meta.bit_depth)
         return img.pixels
 
+    def registration_frame(self, i: int, min_side: int = 1000) -> tuple[np.ndarray | None, tuple[int, int] | None]:
+        """Frame ``i`` for the registration pass: ``(reduced image, full (height, width))``.
+
+        JPEGs are decoded at 1/2, 1/4 or 1/8 size by libjpeg's DCT scaling (several times
+        faster than a full decode), keeping the long side >= ``min_side`` (registration works
+        at ~1000 px). Anything else, or a JPEG that looks damaged, is read in full (so the
+        error message is the usual one)."""
+        path = self.paths[i]
+        if kind_of(path) == "jpeg":
+            try:
+                small = _reduced_jpeg(path, min_side)
+            except Exception:
+                small = None
+            if small is not None:
+                return small
+        rgb = self[i]
+        return rgb, (rgb.shape[:2] if rgb is not None else None)
+
+
+def _reduced_jpeg(path: Path, min_side: int) -> tuple[np.ndarray, tuple[int, int]] | None:
+    import cv2
+
+    from ..io import exif as exif_mod
+    from ..io.read import _looks_truncated, apply_orientation, image_size
+
+    h, w = image_size(path)
+    k = 1
+    while k < 8 and max(h, w) // (2 * k) >= min_side:
+        k *= 2
+    if k == 1:
+        return None
+    data = path.read_bytes()
+    if _looks_truncated("jpeg", data):
+        return None
+    flag = {2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4, 8: cv2.IMREAD_REDUCED_COLOR_8}[k]
+    a = cv2.imdecode(np.frombuffer(data, np.uint8), flag | cv2.IMREAD_IGNORE_ORIENTATION)
+    if a is None or a.ndim != 3:
+        return None
+    a = apply_orientation(a, exif_mod.orientation(exif_mod.read_exif_tags(data)))
+    if abs(a.shape[0] * k - h) >= k or abs(a.shape[1] * k - w) >= k:
+        return None  # not what the header said: let the full read decide
+    rgb = cv2.cvtColor(a, cv2.COLOR_BGR2RGB)
+    return np.multiply(rgb, np.float32(1 / 255.0), dtype=np.float32), (h, w)
+
 
 def _stack_item(item: WorkItem, progress: Any = None) -> dict[str, Any]:
     """Batch item: stack one bracket and write its outputs (runs in a worker process)."""
@@ -234,7 +278,7 @@ def _stack_item(item: WorkItem, progress: Any = None) -> dict[str, Any]:
     src = FrameSource(paths)
     overwrite = bool(p.get("overwrite"))
     if p.get("align_only"):
-        al = register_burst((src[i] for i in range(len(src))), motion=p["motion"])
+        al = register_burst((src.registration_frame(i) for i in range(len(src))), motion=p["motion"])
         _check_good(al.good, src, paths, item.name)
         written = []
         for i, out in zip(range(len(paths)), item.outputs):

@@ -12,7 +12,8 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable, Iterable, Iterator
 
 import cv2
 import numpy as np
@@ -88,13 +89,19 @@ def stack_frames(frames: Sequence[np.ndarray | None] | Iterable[np.ndarray | Non
     if _is_sequence(frames):
         n = len(frames)  # type: ignore[arg-type]
         if align:
-            alignment = register_burst((frames[i] for i in range(n)), motion=motion, reference=reference)  # type: ignore[index]
+            # A source may offer cheap reduced decodes for registration (JPEG DCT scaling):
+            # ``registration_frame(i) -> (small image, full (h, w))``; see aif stack's FrameSource.
+            reduced = getattr(frames, "registration_frame", None)
+            reg_frames = ((reduced(i) if reduced is not None else frames[i]) for i in range(n))  # type: ignore[index]
+            alignment = register_burst(_prefetch(reg_frames), motion=motion, reference=reference)
             timings["align"] = time.perf_counter() - t0
             if not alignment.good:
                 raise ValueError("no frame could be read")
             stream = ((i, frames[i], alignment.transforms[i], alignment.gains[i]) for i in alignment.good)  # type: ignore[index]
         else:
             stream = ((i, frames[i], None, None) for i in range(n))  # type: ignore[index]
+        # decode the next frame in a thread while this one is fused (one extra frame in memory)
+        stream = _prefetch(stream)
         return _fuse(stream, n, alignment, prefer, near, linear, power, base_power,
                      (halo_level, halo_radius) if halo else None, levels, on_frame, timings, t0, cross_scale, depth_level, window, color_focus)
     # one-shot iterator: register on the fly against the first good frame
@@ -128,6 +135,25 @@ def stack_frames(frames: Sequence[np.ndarray | None] | Iterable[np.ndarray | Non
     res.n_frames = len(regs)
     res.coverage.failed = {r.index: r.reason for r in regs if not r.ok}
     return res
+
+
+_END = object()
+
+
+def _prefetch(items: Iterable[Any]) -> Iterator[Any]:
+    """Yield the items of ``items``, producing the next one in a background thread while the
+    caller works on the current one (decoding releases the GIL). Order and results are
+    unchanged; at most one item is held ahead."""
+    it = iter(items)
+    with ThreadPoolExecutor(1, thread_name_prefix="aif-prefetch") as ex:
+        fut = ex.submit(next, it, _END)
+        while True:
+            item = fut.result()
+            if item is _END:
+                return
+            fut = ex.submit(next, it, _END)
+            yield item
+            del item
 
 
 def _fuse(stream: Iterable[tuple[int, np.ndarray | None, np.ndarray | None, np.ndarray | None]], n: int | None,

@@ -85,16 +85,22 @@ class StreamingMerger:
             self.wmax = [np.full(b.shape[:2], _NEG, np.float32) for b in lp]
         for lv, band in enumerate(lp):
             p = self.base_power if lv == self.levels else self.power
-            ws = scores[lv] * np.float32(p) if p != 1.0 else scores[lv]
+            ws = cv2.multiply(scores[lv], p) if p != 1.0 else scores[lv]
             m_old = self.wmax[lv]
-            m_new = np.maximum(m_old, ws)
-            a = np.exp(m_old - m_new)  # rescale of what was summed so far (<= 1)
-            b = np.exp(ws - m_new)  # this frame's weight (<= 1)
+            m_new = cv2.max(m_old, ws)
+            # OpenCV for the per-pixel work (SIMD, threaded): same arithmetic as
+            # acc = acc * exp(m_old - m_new) + band * exp(ws - m_new)
+            a = cv2.exp(cv2.subtract(m_old, m_new))  # rescale of what was summed so far (<= 1)
+            b = cv2.exp(cv2.subtract(ws, m_new))  # this frame's weight (<= 1)
             acc = self.acc[lv]
-            acc *= a[..., None]
-            acc += band * b[..., None]
-            self.wsum[lv] *= a
-            self.wsum[lv] += b
+            if acc.ndim == 3:
+                a3, b3 = cv2.merge([a] * acc.shape[2]), cv2.merge([b] * acc.shape[2])
+            else:
+                a3, b3 = a, b
+            cv2.multiply(acc, a3, dst=acc)
+            cv2.accumulateProduct(band, b3, acc)
+            cv2.multiply(self.wsum[lv], a, dst=self.wsum[lv])
+            cv2.add(self.wsum[lv], b, dst=self.wsum[lv])
             self.wmax[lv] = m_new
         self.count += 1
 
