@@ -390,11 +390,11 @@ def _render_tile(lin: np.ndarray, d: np.ndarray, r: np.ndarray, centres: np.ndar
     # c[i-1] < d <= c[i] is in layers i-1 and i only, so a block straddling a depth edge
     # does not count for every layer in between (min/max alone would say it does)
     if nb <= 64:
-        idx = np.searchsorted(centres, dpad.reshape(-1)).astype(np.int64)
+        ii = np.arange(nb + 1)
         one = np.uint64(1)
-        bits = (one << np.minimum(idx, nb - 1).astype(np.uint64)) | (one << np.maximum(idx - 1, 0).astype(np.uint64))
-        bbits = np.bitwise_or.reduce(bits.reshape(bh, BLOCK, bw, BLOCK).transpose(0, 2, 1, 3).reshape(bh, bw, -1),
-                                     axis=2)
+        table = (one << np.minimum(ii, nb - 1).astype(np.uint64)) | (one << np.maximum(ii - 1, 0).astype(np.uint64))
+        bits = table[np.searchsorted(centres, dpad)]
+        bbits = np.bitwise_or.reduce(np.bitwise_or.reduce(bits, axis=3), axis=1)
     else:
         bbits = None
     count = 0
@@ -487,20 +487,38 @@ def _render_tile(lin: np.ndarray, d: np.ndarray, r: np.ndarray, centres: np.ndar
                     sc = wb / ws
                 else:
                     Pf, rf, sc, f = P, rad, 1.0, 1
-                pos = np.interp(rf, levels, np.arange(levels.size, dtype=np.float32))
-                k0 = np.floor(pos).astype(np.int32)
-                fr = (pos - k0).astype(np.float32)
-                accf = None
+                pos = np.interp(rf, levels, np.arange(levels.size, dtype=np.float32)).astype(np.float32)
+                # per-row / per-column range of the level position: each level's pixels
+                # (|pos - k| < 1) lie in a box found from these, and only that box, plus
+                # the kernel's reach, is weighted and convolved (a tilt's levels are bands)
+                prow_lo, prow_hi = pos.min(axis=1), pos.max(axis=1)
+                pcol_lo, pcol_hi = pos.min(axis=0), pos.max(axis=0)
+                accf = np.zeros_like(Pf)
+                hf, wf = pos.shape
+                used = False
                 for k in kk:
-                    wk = (np.where(k0 == k, 1 - fr, 0) + np.where(k0 == k - 1, fr, 0)).astype(np.float32)
-                    if not (wk > 0).any():
+                    rows = np.nonzero((prow_lo < k + 1) & (prow_hi > k - 1))[0]
+                    cols = np.nonzero((pcol_lo < k + 1) & (pcol_hi > k - 1))[0]
+                    if rows.size == 0 or cols.size == 0:
                         continue
-                    Pk = Pf * wk[..., None]
-                    if levels[k] >= 0.5:
-                        Pk = filter_kernel(Pk, aperture_kernel(coarse_radius(float(levels[k]), sc), opts.aperture))
-                    accf = Pk if accf is None else accf + Pk
+                    kern = aperture_kernel(coarse_radius(float(levels[k]), sc), opts.aperture) \
+                        if levels[k] >= 0.5 else None
+                    m_k = (kern.shape[0] // 2 + 1) if kern is not None else 0
+                    ya, yb = max(0, rows[0] - m_k), min(hf, rows[-1] + 1 + m_k)
+                    xa, xb = max(0, cols[0] - m_k), min(wf, cols[-1] + 1 + m_k)
+                    wk = pos[ya:yb, xa:xb] - np.float32(k)
+                    np.abs(wk, out=wk)
+                    np.subtract(np.float32(1), wk, out=wk)
+                    np.maximum(wk, 0, out=wk)  # tent weight: 1 - |pos - k|, clipped
+                    if not wk.any():
+                        continue
+                    Pk = Pf[ya:yb, xa:xb] * wk[..., None]
+                    if kern is not None:
+                        Pk = filter_kernel(Pk, kern)
+                    accf[ya:yb, xa:xb] += Pk
+                    used = True
                     count += 1
-                if accf is None:
+                if not used:
                     continue
                 if f > 1:
                     accf = cv2.resize(accf, (wb, hb), interpolation=cv2.INTER_LINEAR)
