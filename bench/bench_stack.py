@@ -43,6 +43,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
+CPU: list[float] = []  # CPU seconds (user + system) of every run_measured child, in order
+
+
 def run_measured(cmd: list[str], cwd: str | None = None) -> tuple[float, float, int, str]:
     """(wall seconds, peak RSS in MB, exit code, stderr tail) of one child process.
 
@@ -50,7 +53,7 @@ def run_measured(cmd: list[str], cwd: str | None = None) -> tuple[float, float, 
     fork + exec, so measuring a child forked from this (large) process directly would
     report this process's size instead."""
     gnu_time = shutil.which("time") or ("/usr/bin/time" if Path("/usr/bin/time").exists() else None)
-    full = [gnu_time, "-f", "AIFTIME %e %M", *cmd] if gnu_time else cmd
+    full = [gnu_time, "-f", "AIFTIME %e %M %U %S", *cmd] if gnu_time else cmd
     t0 = time.perf_counter()
     p = subprocess.run(full, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     wall = time.perf_counter() - t0
@@ -58,8 +61,9 @@ def run_measured(cmd: list[str], cwd: str | None = None) -> tuple[float, float, 
     rss = float("nan")
     for line in err.splitlines()[::-1]:
         if line.startswith("AIFTIME "):
-            _, w, m = line.split()
+            _, w, m, u, s_ = line.split()
             wall, rss = float(w), float(m) / 1024.0
+            CPU.append(float(u) + float(s_))  # user + system seconds: less sensitive to a busy machine
             break
     return wall, rss, p.returncode, err[-400:]
 
@@ -149,6 +153,7 @@ def bench_quality(args) -> list[dict]:
             band = halo_band(b.focus_index)
             res: dict = {"seed": seed, "size": f"{w}x{h}", "frames": n, "noise": args.noise}
             out = work / f"ours_{seed}.tif"
+            CPU.clear()
             wall, rss, rc, err = run_measured([sys.executable, "-m", "aifcli", "stack", str(d), "-o", str(out),
                                                "--overwrite", "--quiet"])
             if rc != 0:
@@ -174,6 +179,10 @@ def bench_quality(args) -> list[dict]:
                 else:
                     res["peer_error"] = (e1 or "") + (e2 or "")
             res["ours_seconds"], res["ours_rss_mb"] = wall, rss
+            if CPU:
+                res["ours_cpu"] = CPU[0]
+                res["peer_cpu"] = sum(CPU[1:3]) if len(CPU) >= 3 else float("nan")
+            CPU.clear()
             res["ours"] = score(ours, b.aif, mask, band, lp)
             if peer is not None:
                 res["enfuse"] = score(peer, b.aif, mask, band, lp)
@@ -255,6 +264,11 @@ def quality_table(rows: list[dict], peer_note: str) -> str:
         summ.append(f"vs enfuse: PSNR {np.mean(dp):+.2f} dB mean (min {min(dp):+.2f}), halo-band squared error "
                     f"{-100 * np.mean(halo):+.0f}% (negative = lower), speed {np.mean(sp):.2f}x enfuse's wall time ratio "
                     f"(enfuse s / aif s).")
+        cp = [r for r in peers if "ours_cpu" in r]
+        if cp:
+            summ.append("CPU seconds (user + system): " + "; ".join(
+                f"seed {r['seed']}: aif {r['ours_cpu']:.1f} vs peer {r['peer_cpu']:.1f} "
+                f"({r['peer_cpu'] / r['ours_cpu']:.2f}x)" for r in cp) + ".")
         tr = [r for r in peers if "enfuse_true" in r]
         if tr:
             dt = [r["ours"]["psnr"] - r["enfuse_true"]["psnr"] for r in tr]

@@ -308,7 +308,8 @@ def warp_frame(rgb: np.ndarray, transform: np.ndarray, gain: np.ndarray | None =
         valid = _coverage_mask(transform, rgb.shape[:2], (h, w))
     if gain is not None and not np.allclose(gain, 1.0):
         g = np.diag(np.asarray(gain, np.float32)).astype(np.float32)
-        out = cv2.transform(out, g)  # per-channel gain (a new array: the input is not modified)
+        # per-channel gain; in place on the warped copy, a new array when out is the input
+        out = cv2.transform(out, g) if out is rgb else cv2.transform(out, g, dst=out)
     return out, valid
 
 
@@ -319,9 +320,11 @@ def _coverage_mask(transform: np.ndarray, src: tuple[int, int], dst: tuple[int, 
     sh, sw = max(1, h // f), max(1, w // f)
     S = np.diag([f, f, 1.0])
     inv = np.linalg.inv(transform) @ S
-    ys, xs = np.mgrid[0:sh, 0:sw].astype(np.float64)
-    pts = inv @ np.stack([xs.ravel() + 0.5 - 0.5 / f, ys.ravel() + 0.5 - 0.5 / f, np.ones(xs.size)])
-    px, py = pts[0] / pts[2], pts[1] / pts[2]
-    inside = ((px >= 0) & (px <= src[1] - 1) & (py >= 0) & (py <= src[0] - 1)).reshape(sh, sw).astype(np.float32)
+    xs = (np.arange(sw, dtype=np.float64) + 0.5 - 0.5 / f)[None, :]
+    ys = (np.arange(sh, dtype=np.float64) + 0.5 - 0.5 / f)[:, None]
+    den = inv[2, 0] * xs + inv[2, 1] * ys + inv[2, 2]  # separable: no (3, N) point array
+    px = (inv[0, 0] * xs + inv[0, 1] * ys + inv[0, 2]) / den
+    py = (inv[1, 0] * xs + inv[1, 1] * ys + inv[1, 2]) / den
+    inside = ((px >= 0) & (px <= src[1] - 1) & (py >= 0) & (py <= src[0] - 1)).astype(np.float32)
     return cv2.resize(inside, (w, h), interpolation=cv2.INTER_NEAREST)
 

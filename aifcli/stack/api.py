@@ -189,7 +189,7 @@ def _fuse(stream: Iterable[tuple[int, np.ndarray | None, np.ndarray | None, np.n
         else:
             warped, valid = rgb, None
         del rgb
-        y = luminance(warped, linear)
+        y = None if color_focus else luminance(warped, linear)  # the colour measure does not use it
         energy, floor = focus_energy(warped, linear=linear, y=y, window=window, color=color_focus)
         if valid is not None:
             energy *= valid

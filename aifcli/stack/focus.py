@@ -67,17 +67,17 @@ def focus_energy(rgb: np.ndarray, *, linear: bool = False, sigma: float = 1.0, w
     ``sigma``: LoG scale in px; ``window``: Gaussian sigma of the local averaging in px;
     ``y``: the luminance if already computed.
     """
-    y = luminance(rgb, linear) if y is None else y
     if color:
         # all three channels: isoluminant detail (red on green, pink on teal) has no
         # luminance edges, yet it is as much in or out of focus as anything else
         c = cv2.sqrt(cv2.max(rgb, 0.0)) if linear else rgb
         r3 = log_response(c, sigma)
-        e = cv2.transform(cv2.multiply(r3, r3), np.array([[1.0, 1.0, 1.0]], np.float32))
+        e = cv2.transform(cv2.multiply(r3, r3, dst=r3), np.array([[1.0, 1.0, 1.0]], np.float32))
         e = e[..., 0] if e.ndim == 3 else e
         floor = sum(noise_floor(np.ascontiguousarray(c[::2, ::2, k]), sigma) for k in range(3)) if noise_aware else 0.0
         e = cv2.GaussianBlur(e, (0, 0), window)
     else:
+        y = luminance(rgb, linear) if y is None else y
         r = log_response(y, sigma)
         floor = noise_floor(y, sigma) if noise_aware else 0.0
         e = cv2.GaussianBlur(cv2.multiply(r, r), (0, 0), window)

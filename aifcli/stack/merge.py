@@ -77,28 +77,34 @@ class StreamingMerger:
         return out
 
     def add(self, rgb: np.ndarray, scores: list[np.ndarray]) -> None:
-        """Fuse one aligned frame (float32 HxWx3) with its ``level_scores``."""
+        """Fuse one aligned frame (float32 HxWx3) with its ``level_scores`` (which are used
+        as scratch space: their contents are overwritten)."""
         lp = laplacian_pyramid(rgb, self.levels)
         if self.acc is None:
             self.acc = [np.zeros_like(b) for b in lp]
             self.wsum = [np.zeros(b.shape[:2], np.float32) for b in lp]
             self.wmax = [np.full(b.shape[:2], _NEG, np.float32) for b in lp]
         for lv, band in enumerate(lp):
+            if band is rgb:  # no band-pass levels: do not scale the caller's frame in place
+                band = band.copy()
             p = self.base_power if lv == self.levels else self.power
-            ws = cv2.multiply(scores[lv], p) if p != 1.0 else scores[lv]
+            # In place, OpenCV where it is threaded, no full-resolution temporaries:
+            # acc = acc * exp(m_old - m_new) + band * exp(ws - m_new), m_new = max(m_old, ws)
+            ws = cv2.multiply(scores[lv], p, dst=scores[lv]) if p != 1.0 else scores[lv]
             m_old = self.wmax[lv]
             m_new = cv2.max(m_old, ws)
-            # OpenCV for the per-pixel work (SIMD, threaded): same arithmetic as
-            # acc = acc * exp(m_old - m_new) + band * exp(ws - m_new)
-            a = cv2.exp(cv2.subtract(m_old, m_new))  # rescale of what was summed so far (<= 1)
-            b = cv2.exp(cv2.subtract(ws, m_new))  # this frame's weight (<= 1)
+            a = cv2.subtract(m_old, m_new, dst=m_old)
+            cv2.exp(a, dst=a)  # rescale of what was summed so far (<= 1)
+            b = cv2.subtract(ws, m_new, dst=ws)
+            cv2.exp(b, dst=b)  # this frame's weight (<= 1)
             acc = self.acc[lv]
             if acc.ndim == 3:
-                a3, b3 = cv2.merge([a] * acc.shape[2]), cv2.merge([b] * acc.shape[2])
+                np.multiply(acc, a[..., None], out=acc)
+                np.multiply(band, b[..., None], out=band)
             else:
-                a3, b3 = a, b
-            cv2.multiply(acc, a3, dst=acc)
-            cv2.accumulateProduct(band, b3, acc)
+                cv2.multiply(acc, a, dst=acc)
+                cv2.multiply(band, b, dst=band)
+            cv2.add(acc, band, dst=acc)
             cv2.multiply(self.wsum[lv], a, dst=self.wsum[lv])
             cv2.add(self.wsum[lv], b, dst=self.wsum[lv])
             self.wmax[lv] = m_new
