@@ -315,3 +315,23 @@ def test_pair_disparity_sign_on_synth_pairs(index):
     c = float(np.corrcoef(res.disparity.ravel(), sc.disparity.ravel())[0, 1])
     assert c > 0.4, (c, res.info)
     assert res.info["sign_from"] == "near-tail"
+
+
+def test_fill_into_matches_full_frame_fill():
+    """The boxed occlusion fill equals the full-frame reference where the 1/4 grid is exact."""
+    from aifcli.refocus.render import _fill, _fill_into
+
+    rng = np.random.default_rng(1)
+    h, w = 400, 560
+    yy, xx = np.mgrid[:h, :w]
+    own = (xx - 220) ** 2 + (yy - 200) ** 2 < 120 ** 2
+    P = np.zeros((h, w, 4), np.float32)
+    P[own, :3] = rng.random((int(own.sum()), 3))
+    P[own, 3] = 1.0
+    zone = ~own & (xx < 400)
+    ref = P.copy()
+    fc, near = _fill(ref, 20.0)
+    np.copyto(ref, fc, where=(zone & near)[..., None])
+    got = P.copy()
+    assert _fill_into(got, zone, 20.0)
+    assert np.abs(got - ref).max() < 1e-5

@@ -452,10 +452,7 @@ def _render_tile(lin: np.ndarray, d: np.ndarray, r: np.ndarray, centres: np.ndar
         if has_fill:
             # occluded part of this layer (nearer pixels within ``band`` of its own pixels):
             # alpha 1, colour extrapolated from the layer's own pixels (pull-push at 1/4)
-            fc, near_band = _fill(P, band)
-            fill = fill_zone & near_band
-            if fill.any():
-                np.copyto(P, fc, where=fill[..., None])  # fc is RGBA with alpha 1
+            if _fill_into(P, fill_zone, band):
                 alpha = P[..., 3]
         # One radius for the whole layer when the pixels' radii follow the layer plan
         # (plain refocus); otherwise split them over radius levels (tilt, mask, maps).
@@ -562,6 +559,46 @@ def _fill_small(small: np.ndarray, band: float) -> tuple[np.ndarray, np.ndarray]
     col = pull_push(small[..., :3], small[..., 3])
     dist = cv2.distanceTransform((small[..., 3] <= 1e-6).astype(np.uint8), cv2.DIST_L2, 3)
     return col, (dist <= band + 1.0).astype(np.float32)
+
+
+def _fill_into(P: np.ndarray, fill_zone: np.ndarray, band: float, scale: int = 4) -> bool:
+    """Write the occlusion fill into ``P`` (in place): where ``fill_zone`` is within ``band``
+    px of the layer's own pixels, RGBA = (extrapolated colour, 1). Returns whether any was.
+
+    Same as ``_fill`` + copy, but the pull-push colour and the distance are upsampled only
+    inside the box that can hold filled pixels (found at 1/``scale``), with the bilinear
+    mapping of ``cv2.resize`` written as an affine warp of that box.
+    """
+    h, w = P.shape[:2]
+    hs, ws = max(1, round(h / scale)), max(1, round(w / scale))
+    small = cv2.resize(P, (ws, hs), interpolation=cv2.INTER_AREA).reshape(hs, ws, 4)
+    a_s = np.ascontiguousarray(small[..., 3])
+    dist = cv2.distanceTransform((a_s <= 1e-6).astype(np.uint8), cv2.DIST_L2, 3)
+    sx, sy = ws / w, hs / h  # small px per full px
+    # candidate cells: near enough (with a cell of slack for the interpolation) and
+    # touching the fill zone (its area fraction, dilated by a cell)
+    fzf = cv2.resize(fill_zone.view(np.uint8).astype(np.float32), (ws, hs), interpolation=cv2.INTER_AREA)
+    fz = cv2.dilate((fzf > 0).view(np.uint8), np.ones((3, 3), np.uint8)) > 0
+    cand = (dist * (w / ws) <= band + scale + 2.0 * (w / ws)) & fz
+    if not cand.any():
+        return False
+    rows = np.nonzero(cand.any(axis=1))[0]
+    cols = np.nonzero(cand.any(axis=0))[0]
+    Y0, Y1 = max(0, int((rows[0] - 1) / sy)), min(h, int(math.ceil((rows[-1] + 2) / sy)))
+    X0, X1 = max(0, int((cols[0] - 1) / sx)), min(w, int(math.ceil((cols[-1] + 2) / sx)))
+    col = pull_push(np.ascontiguousarray(small[..., :3]), a_s)
+    col4 = cv2.cvtColor(col, cv2.COLOR_RGB2RGBA)
+    # cv2.resize (bilinear): src = (dst + 0.5) * s - 0.5, edges replicated
+    M = np.array([[sx, 0.0, (X0 + 0.5) * sx - 0.5], [0.0, sy, (Y0 + 0.5) * sy - 0.5]], np.float64)
+    flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+    fcb = cv2.warpAffine(col4, M, (X1 - X0, Y1 - Y0), flags=flags, borderMode=cv2.BORDER_REPLICATE)
+    db = cv2.warpAffine(dist, M, (X1 - X0, Y1 - Y0), flags=flags, borderMode=cv2.BORDER_REPLICATE)
+    fill = fill_zone[Y0:Y1, X0:X1] & (db * (w / ws) <= band + scale)
+    if not fill.any():
+        return False
+    Pb = P[Y0:Y1, X0:X1]
+    np.copyto(Pb, fcb.reshape(Pb.shape), where=fill[..., None])
+    return True
 
 
 def _fill(P: np.ndarray, band: float, scale: int = 4) -> tuple[np.ndarray, np.ndarray]:
