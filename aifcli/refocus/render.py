@@ -398,6 +398,7 @@ def _render_tile(lin: np.ndarray, d: np.ndarray, r: np.ndarray, centres: np.ndar
     else:
         bbits = None
     count = 0
+    painted = False  # nothing composited into ``out`` yet (it is all zero)
     for b in range(nb):
         c_lo = centres[b - 1] if b > 0 else -np.inf
         c_hi = centres[b + 1] if b + 1 < nb else np.inf
@@ -445,9 +446,8 @@ def _render_tile(lin: np.ndarray, d: np.ndarray, r: np.ndarray, centres: np.ndar
             small = filter_kernel(small, k)
             acc = cv2.resize(small, (wb, hb), interpolation=cv2.INTER_LINEAR)
             count += 1
-            o = out[y0:y1, x0:x1]
-            o *= (1.0 - acc[..., 3:4])
-            o += acc
+            _over(out, acc, y0, y1, x0, x1, painted)
+            painted = True
             continue
         if has_fill:
             # occluded part of this layer (nearer pixels within ``band`` of its own pixels):
@@ -548,10 +548,19 @@ def _render_tile(lin: np.ndarray, d: np.ndarray, r: np.ndarray, centres: np.ndar
                 acc[gy0:gy1, gx0:gx1] += accf
         if acc is None:
             continue
-        o = out[y0:y1, x0:x1]
-        o *= (1.0 - acc[..., 3:4])
-        o += acc
+        _over(out, acc, y0, y1, x0, x1, painted)
+        painted = True
     return out, count
+
+
+def _over(out: np.ndarray, acc: np.ndarray, y0: int, y1: int, x0: int, x1: int, painted: bool) -> None:
+    """Composite premultiplied ``acc`` over ``out[y0:y1, x0:x1]`` (a copy while ``out`` is still empty)."""
+    o = out[y0:y1, x0:x1]
+    if not painted:
+        o[...] = acc
+        return
+    o *= (1.0 - acc[..., 3:4])
+    o += acc
 
 
 def _fill_small(small: np.ndarray, band: float) -> tuple[np.ndarray, np.ndarray]:
