@@ -259,32 +259,35 @@ def _reduced_jpeg(path: Path, min_side: int) -> tuple[np.ndarray, tuple[int, int
     return np.multiply(rgb, np.float32(1 / 255.0), dtype=np.float32), (h, w)
 
 
-_MALLOC_TUNED = False
+_MALLOC_MAX_PIXELS = 16_000_000
 
 
-def _tune_malloc() -> None:
+def _tune_malloc(pixels: int) -> None:
     """Keep large freed blocks in the process instead of returning them to the kernel.
 
     Stacking allocates and frees tens of full-resolution float32 arrays per frame (48-144 MB
     each at 12 MP). glibc serves every block over 32 MB with a fresh mmap, so each one is
-    page-faulted and zeroed again: on a 12 MP bracket that was about a third of the CPU time
-    (system time). With mmap off and a high trim threshold the heap reuses the same pages.
+    page-faulted and zeroed again: on a 12 MP bracket that was a quarter of the CPU time
+    (system time). With mmap off and a high trim threshold the heap reuses the same pages,
+    at the price of a higher peak (12 MP: +150 MB; 24 MP: +470 MB, which would break the
+    3 GB budget), so it is only done for frames up to 16 MP and undone above.
     Linux/glibc only; ``AIF_STACK_MALLOC=default`` turns it off."""
-    global _MALLOC_TUNED
     import os
     import sys
 
-    if _MALLOC_TUNED or not sys.platform.startswith("linux") or os.environ.get("AIF_STACK_MALLOC") == "default":
+    if not sys.platform.startswith("linux") or os.environ.get("AIF_STACK_MALLOC") == "default":
         return
-    _MALLOC_TUNED = True
     try:
         import ctypes
 
         libc = ctypes.CDLL("libc.so.6")
-        M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_MAX = -1, -2, -4
-        libc.mallopt(M_MMAP_MAX, 0)
-        libc.mallopt(M_TRIM_THRESHOLD, 1 << 30)
-        libc.mallopt(M_TOP_PAD, 64 << 20)
+        M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4
+        if 0 < pixels <= _MALLOC_MAX_PIXELS:
+            libc.mallopt(M_MMAP_MAX, 0)
+            libc.mallopt(M_TRIM_THRESHOLD, 1 << 30)
+        else:  # glibc's defaults
+            libc.mallopt(M_MMAP_MAX, 65536)
+            libc.mallopt(M_TRIM_THRESHOLD, 128 * 1024)
     except (OSError, AttributeError):  # not glibc
         pass
 
@@ -292,8 +295,6 @@ def _tune_malloc() -> None:
 def _stack_item(item: WorkItem, progress: Any = None) -> dict[str, Any]:
     """Batch item: stack one bracket and write its outputs (runs in a worker process)."""
     import time
-
-    _tune_malloc()
 
     from ..align.burst import register_burst, warp_frame
     from ..io import write_gray8, write_gray16, write_image
@@ -303,6 +304,13 @@ def _stack_item(item: WorkItem, progress: Any = None) -> dict[str, Any]:
     t0 = time.perf_counter()
     p = item.params
     paths = [Path(f) for f in item.inputs]
+    try:
+        from ..io import image_size
+
+        hw = image_size(paths[len(paths) // 2])
+        _tune_malloc(hw[0] * hw[1])
+    except Exception:  # unreadable: the frame reader reports it
+        pass
     folder = paths[0].parent
     if len(paths) < 2:
         raise InputError(f"bracket '{item.name}' has only {len(paths)} frame", paths[0] if paths else folder,
@@ -338,11 +346,21 @@ def _stack_item(item: WorkItem, progress: Any = None) -> dict[str, Any]:
     assert res is not None
     main, depth_p, conf_p, cov_p = (Path(o) for o in item.outputs)
     bits = 16 if main.suffix.lower() in (".tif", ".tiff", ".png") else 8
-    write_image(main, res.image, meta=src.meta, linear=src.linear, bit_depth=bits, quality=int(p.get("quality", 95)),
-                overwrite=overwrite)
-    write_gray16(depth_p, res.depth_normalized(p["near"]), overwrite=overwrite)
-    write_gray8(conf_p, res.confidence, overwrite=overwrite)
-    write_image(cov_p, coverage_png(res.coverage, res.depth_state, len(paths)), overwrite=overwrite)
+    # the main image is encoded and written while the side files are (zlib and OpenCV's
+    # encoders release the GIL); two at a time keeps the peak memory low; each write is atomic
+    from concurrent.futures import ThreadPoolExecutor
+
+    def side_files() -> None:
+        write_gray16(depth_p, res.depth_normalized(p["near"]), overwrite=overwrite)
+        write_gray8(conf_p, res.confidence, overwrite=overwrite)
+        write_image(cov_p, coverage_png(res.coverage, res.depth_state, len(paths)), overwrite=overwrite)
+
+    with ThreadPoolExecutor(2, thread_name_prefix="aif-write") as ex:
+        jobs = [ex.submit(write_image, main, res.image, meta=src.meta, linear=src.linear, bit_depth=bits,
+                          quality=int(p.get("quality", 95)), overwrite=overwrite),
+                ex.submit(side_files)]
+        for j in jobs:
+            j.result()
     cov = res.coverage.to_dict()
     left_out = _left_out(res.coverage.failed, src, paths)
     cov["failed"] = left_out

@@ -148,12 +148,13 @@ def _prefetch(items: Iterable[Any]) -> Iterator[Any]:
     with ThreadPoolExecutor(1, thread_name_prefix="aif-prefetch") as ex:
         fut = ex.submit(next, it, _END)
         while True:
-            item = fut.result()
-            if item is _END:
+            box = [fut.result()]
+            if box[0] is _END:
                 return
             fut = ex.submit(next, it, _END)
-            yield item
-            del item
+            # hand the item over without keeping a reference here while suspended, so the
+            # consumer can free a frame as soon as it is done with it
+            yield box.pop()
 
 
 def _fuse(stream: Iterable[tuple[int, np.ndarray | None, np.ndarray | None, np.ndarray | None]], n: int | None,
