@@ -393,8 +393,10 @@ def _render_tile(lin: np.ndarray, d: np.ndarray, r: np.ndarray, centres: np.ndar
         ii = np.arange(nb + 1)
         one = np.uint64(1)
         table = (one << np.minimum(ii, nb - 1).astype(np.uint64)) | (one << np.maximum(ii - 1, 0).astype(np.uint64))
-        bits = table[np.searchsorted(centres, dpad)]
-        bbits = np.bitwise_or.reduce(np.bitwise_or.reduce(bits, axis=3), axis=1)
+        bbits = np.empty((bh, bw), np.uint64)
+        for i in range(bh):  # one row of blocks at a time: small temporaries
+            bits = table[np.searchsorted(centres, dpad[i])]
+            bbits[i] = np.bitwise_or.reduce(np.bitwise_or.reduce(bits, axis=2), axis=0)
     else:
         bbits = None
     count = 0
