@@ -28,6 +28,9 @@ Method (DESIGN.md §2 "Refocus"):
    foreground spreads over whatever lies behind it.
 6. Tiles with a margin as wide as the largest blur plus the fill band bound the memory
    (a few tile-sized buffers, independent of the image size).
+7. Work stays where a layer is: a per-block bitmask of the layers a 16-px block holds
+   crops each layer; split radius levels, resampling groups and the occlusion fill run
+   only in the boxes where they occur; kernels stay on OpenCV's direct convolution.
 
 Layers with radius < 0.5 px are not filtered at all, so in-focus pixels come back
 unchanged (up to float rounding of the sRGB round trip), and an all-zero CoC returns
