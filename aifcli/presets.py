@@ -59,17 +59,8 @@ class CameraModule:
         s1 = float(focus_m)
         if s1 <= f:
             raise UsageError(f"focus distance {s1} m is inside the focal length")
-        c_m = a * abs_(depth_m - s1) / depth_m * f / (s1 - f)
+        c_m = a * abs(depth_m - s1) / depth_m * f / (s1 - f)  # abs() works on arrays too
         return c_m / (self.pixel_pitch_um * 1e-6)
-
-
-def abs_(x: Any) -> Any:
-    try:
-        return abs(x)
-    except TypeError:  # pragma: no cover
-        import numpy as np
-
-        return np.abs(x)
 
 
 @dataclass(frozen=True)
