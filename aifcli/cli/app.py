@@ -42,6 +42,7 @@ from . import fuse_cmd, align_cmd, colormatch_cmd  # noqa: E402,F401
 from . import stack_cmd  # noqa: E402,F401
 from . import refocus_cmd  # noqa: E402,F401
 from . import evaluate_cmd  # noqa: E402,F401
+from . import train_cmd  # noqa: E402,F401
 from . import synth_cmd  # noqa: E402,F401
 from . import presets_cmd  # noqa: E402,F401
 
