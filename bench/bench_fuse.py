@@ -122,15 +122,15 @@ def _mean(rows: list[dict], key: str) -> float:
     return float(np.mean(vals)) if vals else float("nan")
 
 
-def table(rows: list[dict], with_lpips: bool) -> str:
+def table(rows: list[dict], with_lpips: bool, methods=METHODS, names: dict | None = None) -> str:
     groups = {"focused on foreground": [r for r in rows if r["focus"] == "near"],
               "focused on background": [r for r in rows if r["focus"] == "far"], "total": rows}
-    names = {"main": "main only", "uw_only": "colour-matched ultra-wide only", "no_conf": "fusion without confidence",
+    names = names or {"main": "main only", "uw_only": "colour-matched ultra-wide only", "no_conf": "fusion without confidence",
              "full": "**aif fuse**", "oracle": "oracle (GT flow, occlusion, in-focus)"}
     head = "| method | " + " | ".join(f"{g} PSNR / SSIM" + (" / LPIPS" if with_lpips else "") for g in groups) + \
            " | in-focus PSNR | occlusion-band RMSE |"
     lines = [head, "|" + "---|" * (len(groups) + 3)]
-    for k in METHODS:
+    for k in methods:
         cells = []
         for g in groups.values():
             c = f"{_mean(g, f'psnr_{k}'):.2f} / {_mean(g, f'ssim_{k}'):.4f}"
@@ -140,6 +140,87 @@ def table(rows: list[dict], with_lpips: bool) -> str:
         lines.append(f"| {names[k]} | " + " | ".join(cells) +
                      f" | {_mean(rows, f'psnr_infocus_{k}'):.2f} | {_mean(rows, f'band_rmse_{k}'):.4f} |")
     return "\n".join(lines)
+
+
+# --- classical vs learned ------------------------------------------------------------------------
+ENGINE_METHODS = {
+    "main": "main only",
+    "uwf": "spatial alignment only (warped ultra-wide)",
+    "iwc": "+ colour, classical (colour-matched ultra-wide)",
+    "iwc_net": "+ colour, color-net",
+    "classical": "+ fusion, classical (`aif fuse`)",
+    "net": "+ fusion, fuse-net (`aif fuse --engine net`)",
+    "net_colornet": "+ fusion, fuse-net on color-net colours",
+    "oracle": "oracle (GT flow, occlusion, in-focus)",
+}
+
+
+def score_engines(args: argparse.Namespace) -> dict:
+    """Held-out scenes (seed ``--seed``, presets ``--presets``: never used in training) scored for
+    the classical and learned engines, in Table I's layout, rows ordered as an ablation."""
+    from aifcli.nets.data import HELD_OUT_PRESETS
+    from aifcli.nets.fuse_net import fuse_with_net, load
+    from aifcli.synth.pairs import make_pair_scene
+
+    fnet = load(args.weights)
+    try:
+        from aifcli.nets.color_net import match_colors_net
+
+        match_colors_net(np.zeros((32, 32, 3), np.float32), np.zeros((32, 32, 3), np.float32))
+    except Exception as e:  # noqa: BLE001 - colour net not trained/shipped: its rows are skipped
+        print(f"color-net unavailable ({e}); its rows are skipped", file=sys.stderr)
+        match_colors_net = None
+    lp = None
+    if not args.no_lpips:
+        from aifcli.metrics import lpips_distance as lp
+    presets = args.presets.split(",")
+    if args.seed != 0 or not set(presets) <= set(HELD_OUT_PRESETS):
+        print("warning: seed/presets differ from the held-out set (seed 0; "
+              f"{', '.join(HELD_OUT_PRESETS)})", file=sys.stderr)
+    rows = []
+    for preset in presets:
+        for idx in range(args.scenes):
+            ps = make_pair_scene(args.seed, size=args.size, preset=preset, index=idx)
+            fm = ps.metadata["main"]["focal_px"] / ps.metadata["main"]["width"]
+            fu = ps.metadata["ultrawide"]["focal_px"] / ps.metadata["ultrawide"]["width"]
+            band = cv2.dilate(ps.occlusion.astype(np.uint8), np.ones((2 * args.band + 1,) * 2, np.uint8)) > 0
+            for focus in ("near", "far"):
+                main = ps.main_near if focus == "near" else ps.main_far
+                infocus = ps.infocus_near if focus == "near" else ps.infocus_far
+                t0 = time.perf_counter()
+                full = fuse_pair(main, ps.ultrawide, ratio=fm / fu, keep_intermediates=True)
+                t_cl = time.perf_counter() - t0
+                inter = full.intermediates
+                main_t = _resize(main, full.fuse_scale)
+                up = lambda a: a if a.shape[:2] == main.shape[:2] else cv2.resize(  # noqa: E731
+                    a, (main.shape[1], main.shape[0]), interpolation=cv2.INTER_LINEAR)
+                infield = full.alignment.infield_at(main_t.shape[:2])
+                t0 = time.perf_counter()
+                net_img, _, _ = fuse_with_net(fnet, main, main_t, inter["color_matched"], full.confidence, infield)
+                t_net = time.perf_counter() - t0 + t_cl - full.timings.get("masks", 0) - full.timings.get("blend", 0)
+                outs = {"main": main, "uwf": up(inter["flow_warped"]), "iwc": up(inter["color_matched"]),
+                        "classical": full.image, "net": net_img}
+                if match_colors_net is not None:
+                    iwc_n = match_colors_net(inter["flow_warped"], main_t, mask=full.confidence).image
+                    outs["iwc_net"] = up(iwc_n)
+                    outs["net_colornet"] = fuse_with_net(fnet, main, main_t, iwc_n, full.confidence, infield)[0]
+                outs["oracle"] = oracle(main, ps.ultrawide, ps.uw_map, ps.occlusion, infocus, ps.aif, full.fuse_scale)
+                row = {"preset": preset, "scene": idx, "focus": focus, "time_classical_s": round(t_cl, 3),
+                       "time_net_s": round(t_net, 3)}
+                for k, img in outs.items():
+                    img = np.clip(img, 0, 1)
+                    row[f"psnr_{k}"] = psnr(img, ps.aif)
+                    row[f"ssim_{k}"] = ssim(img, ps.aif)
+                    if lp is not None:
+                        row[f"lpips_{k}"] = lp(img, ps.aif)
+                    row[f"band_rmse_{k}"] = float(np.sqrt(((img - ps.aif) ** 2)[band].mean())) if band.any() else 0.0
+                    if infocus.any():
+                        row[f"psnr_infocus_{k}"] = psnr(img, ps.aif, infocus)
+                rows.append(row)
+                print(f"{preset} scene {idx} {focus}: " + "  ".join(f"{k} {row[f'psnr_{k}']:.2f}" for k in outs),
+                      file=sys.stderr)
+    methods = [k for k in ENGINE_METHODS if f"psnr_{k}" in rows[0]]
+    return {"rows": rows, "table": table(rows, lp is not None, methods, ENGINE_METHODS)}
 
 
 # --- speed ------------------------------------------------------------------------------------
@@ -154,7 +235,7 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def speed_child(main_path: str, uw_path: str, out_dir: str) -> dict:
+def speed_child(main_path: str, uw_path: str, out_dir: str, engine: str = "classical") -> dict:
     from aifcli.align.pair_io import align_files, load_pair
     from aifcli.io import write_image
 
@@ -165,13 +246,14 @@ def speed_child(main_path: str, uw_path: str, out_dir: str) -> dict:
     t0 = time.perf_counter()
     p, al = align_files(p)
     t["align"] = time.perf_counter() - t0
-    r = fuse_pair(p.main.pixels, p.ultrawide.pixels, alignment=al)
-    for k in ("warp", "color", "masks", "blend"):
+    r = fuse_pair(p.main.pixels, p.ultrawide.pixels, alignment=al, engine=engine)
+    stages = [k for k in r.timings if k != "align"]
+    for k in stages:
         t[k] = r.timings[k]
     t0 = time.perf_counter()
     write_image(Path(out_dir) / "fused.jpg", r.image, meta=p.main.meta, overwrite=True)
     t["encode"] = time.perf_counter() - t0
-    t["total"] = t["decode"] + t["align"] + sum(r.timings[k] for k in ("warp", "color", "masks", "blend")) + t["encode"]
+    t["total"] = t["decode"] + t["align"] + sum(r.timings[k] for k in stages) + t["encode"]
     t.update({f"align_{k}": v for k, v in al.timings.items()})
     t["peak_rss_mb"] = _peak_rss_mb()
     ru = resource.getrusage(resource.RUSAGE_SELF)
@@ -199,13 +281,13 @@ def run_speed(args: argparse.Namespace) -> dict:
         del ps, files
     runs = []
     if args.in_process:  # warm: one process, imports and first-call costs paid once
-        speed_child(main_path, uw_path, str(tmp))
+        speed_child(main_path, uw_path, str(tmp), args.engine)
     for i in range(args.runs):
         if args.in_process:
-            runs.append(speed_child(main_path, uw_path, str(tmp)))
+            runs.append(speed_child(main_path, uw_path, str(tmp), args.engine))
             print(f"run {i + 1}: {runs[-1]['total']:.3f} s (in process)", file=sys.stderr)
             continue
-        cp = subprocess.run([sys.executable, __file__, "--speed-child", main_path, uw_path, str(tmp)],
+        cp = subprocess.run([sys.executable, __file__, "--speed-child", main_path, uw_path, str(tmp), args.engine],
                             capture_output=True, text=True, check=True)
         runs.append(json.loads(cp.stdout.strip().splitlines()[-1]))
         print(f"run {i + 1}: {runs[-1]['total']:.3f} s, peak RSS {runs[-1]['peak_rss_mb']:.0f} MB, "
@@ -307,7 +389,11 @@ def main() -> None:
     ap.add_argument("--in-process", action="store_true", help="time warm runs in this process (no fresh process per run)")
     ap.add_argument("--json", type=Path, help="write the full results here")
     ap.add_argument("--figures", type=Path, help="write the docs figures to this folder and exit")
-    ap.add_argument("--speed-child", nargs=3, help=argparse.SUPPRESS)
+    ap.add_argument("--weights", default=None, help="fuse-net weights for --engine-compare (default: shipped)")
+    ap.add_argument("--engine", default="classical", choices=("classical", "net"), help="fusion engine for --speed")
+    ap.add_argument("--engine-compare", action="store_true",
+                    help="classical vs learned engines on held-out scenes (Table I + Table IV-style ablation)")
+    ap.add_argument("--speed-child", nargs=4, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.figures:
         make_figures(args, args.figures)
@@ -315,7 +401,10 @@ def main() -> None:
     if args.speed_child:
         print(json.dumps(speed_child(*args.speed_child)))
         return
-    res = run_speed(args) if args.speed else score_quality(args)
+    if args.engine_compare:
+        res = score_engines(args)
+    else:
+        res = run_speed(args) if args.speed else score_quality(args)
     res["command"] = " ".join(["python"] + sys.argv)
     res["machine"] = f"{os.cpu_count()} CPU cores, {os.uname().machine}, OpenCV {cv2.__version__}"
     if args.json:

@@ -40,6 +40,11 @@ def fuse_cmd(
     fuse_scale: Annotated[Optional[float], typer.Option("--fuse-scale", help="Scale of the main grid the blend runs "
                                                                              "on (default: the ultra-wide's pixel "
                                                                              "density, 0.5-1).", min=0.1, max=1.0)] = None,
+    engine: Annotated[str, typer.Option("--engine", help="Fusion masks from the [bold]classical[/bold] sharpness + "
+                                                         "confidence rules, or from the trained [bold]net[/bold] "
+                                                         "(fuse-net, after EasyAIF's OAS-Net; see `aif train`).")] = "classical",
+    weights: Annotated[Optional[Path], typer.Option("--weights", help="Weights for --engine net (default: the "
+                                                                      "shipped weights/fuse-net.pt).")] = None,
     fmt: Annotated[str, typer.Option("--format", help="Output format for a folder: jpg, png or tif.")] = "jpg",
     manifest: Annotated[Optional[Path], typer.Option("--manifest", help="CSV name,main,ultrawide listing the pairs "
                                                                          "(folder mode).")] = None,
@@ -72,7 +77,16 @@ def fuse_cmd(
 
     ui = UI(quiet, verbose, json, debug)
     params = dict(preset=preset, ratio=ratio, overwrite=overwrite, quality=quality, detect_swap=not no_swap,
-                  use_confidence=not no_confidence, main_bias=main_bias, fuse_scale=fuse_scale)
+                  use_confidence=not no_confidence, main_bias=main_bias, fuse_scale=fuse_scale, engine=engine,
+                  weights=str(weights) if weights else None)
+    if engine not in ("classical", "net"):
+        raise UsageError(f"unknown --engine {engine!r}", hint="use classical or net")
+    if engine == "net":
+        if no_confidence:
+            raise UsageError("--no-confidence is an ablation of the classical engine", hint="drop it or use --engine classical")
+        from ..nets.fuse_net import load
+
+        load(str(weights) if weights else None)  # one clear error before any work
     if not main.exists() and manifest is None:
         raise InputError("no such file or folder", main, "check the path")
     if main.is_dir() or manifest is not None:

@@ -35,11 +35,13 @@ def train_cmd(
                                                      "and its presets).")] = 1000,
     limit: Annotated[int, typer.Option("--limit", help="Use at most this many scenes of --data (0 = all).",
                                        min=0)] = 0,
+    cache: Annotated[Optional[Path], typer.Option("--cache", help="Keep the prepared training items here (one .npz "
+                                                                  "per scene) and reuse them on the next run.")] = None,
     steps: Annotated[int, typer.Option("--steps", help="Optimiser steps.", min=1)] = 3000,
     batch: Annotated[int, typer.Option("--batch", help="Crops per step.", min=1)] = 8,
     crop: Annotated[int, typer.Option("--crop", help="Crop size in pixels (multiple of 16).", min=32,
                                       max=1024)] = 128,
-    lr: Annotated[float, typer.Option("--lr", help="Peak learning rate (one-cycle schedule).", min=1e-6)] = 2e-3,
+    lr: Annotated[float, typer.Option("--lr", help="Peak learning rate (5 % linear warm-up, then cosine decay).", min=1e-6)] = 2e-3,
     train_seed: Annotated[int, typer.Option("--train-seed", help="Seed of initialisation and crop sampling.")] = 0,
     resume: Annotated[bool, typer.Option("--resume", help="Continue from OUTPUT's checkpoint (NAME.ckpt).")] = False,
     device: Annotated[str, typer.Option("--device", help="auto (a CUDA GPU when present), cpu or cuda.")] = "auto",
@@ -78,7 +80,7 @@ def train_cmd(
     task = get_task(model)
     if data is not None and generate:
         raise UsageError("give either --data or --generate, not both")
-    src = DataSource(data=data, generate=generate, seed=seed, limit=limit)
+    src = DataSource(data=data, generate=generate, seed=seed, limit=limit, cache=cache)
     src.check()
     opts = TrainOptions(steps=steps, batch=batch, crop=crop, lr=lr, seed=train_seed, resume=resume, device=device,
                         threads=threads, checkpoint_every=checkpoint_every, max_minutes=max_minutes,

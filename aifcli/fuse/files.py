@@ -24,7 +24,8 @@ def debug_paths(debug_dir: Path, stem: str) -> list[Path]:
 def fuse_files(main_path: str | Path, uw_path: str | Path, out_path: str | Path, *, preset: str | None = None,
                ratio: float | None = None, overwrite: bool = False, debug_dir: str | Path | None = None,
                quality: int = 95, detect_swap: bool = True, use_confidence: bool = True, main_bias: float = 0.7,
-               fuse_scale: float | None = None, work_width: int = 1024) -> dict[str, Any]:
+               fuse_scale: float | None = None, work_width: int = 1024, engine: str = "classical",
+               weights: str | None = None) -> dict[str, Any]:
     """Read, align, colour-match, fuse, write. Returns a JSON-able summary."""
     from .pair import fuse_pair
 
@@ -32,6 +33,10 @@ def fuse_files(main_path: str | Path, uw_path: str | Path, out_path: str | Path,
     out_path = Path(out_path)
     main_path, uw_path = Path(main_path), Path(uw_path)
     check_output(out_path, overwrite, inputs=(main_path, uw_path))
+    if engine == "net":  # missing or corrupt weights fail before any pixel work
+        from ..nets.fuse_net import load
+
+        load(weights)
     stem = out_path.stem
     if debug_dir is not None:
         debug_dir = Path(debug_dir)
@@ -42,7 +47,8 @@ def fuse_files(main_path: str | Path, uw_path: str | Path, out_path: str | Path,
     t_read = time.perf_counter() - t0
     p, al = align_files(p, detect_swap, work_width=work_width)
     res = fuse_pair(p.main.pixels, p.ultrawide.pixels, alignment=al, use_confidence=use_confidence,
-                    main_bias=main_bias, fuse_scale=fuse_scale, keep_intermediates=debug_dir is not None)
+                    main_bias=main_bias, fuse_scale=fuse_scale, keep_intermediates=debug_dir is not None,
+                    engine=engine, weights=weights)
     res.timings["align"] = sum(v for k, v in al.timings.items() if k == "total")
     t0 = time.perf_counter()
     write_image(out_path, res.image, meta=p.main.meta, linear=p.main.meta.linear, quality=quality, overwrite=overwrite)

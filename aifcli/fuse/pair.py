@@ -31,6 +31,7 @@ import numpy as np
 
 from ..align.pair import PairAlignment, _resize, align_pair
 from ..color.local_affine import match_colors
+from ..errors import UsageError
 
 
 @dataclass
@@ -43,9 +44,10 @@ class FuseResult:
     color: dict[str, Any] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     intermediates: dict[str, np.ndarray] = field(default_factory=dict)
+    engine: str = "classical"
 
     def summary(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"fuse_scale": round(self.fuse_scale, 4),
+        out: dict[str, Any] = {"engine": self.engine, "fuse_scale": round(self.fuse_scale, 4),
                                "mask_means": {k: round(float(v.mean()), 4) for k, v in self.masks.items()},
                                "confident_fraction": round(float(self.confidence.mean()), 4),
                                "color": self.color, "timings": {k: round(v, 4) for k, v in self.timings.items()}}
@@ -158,14 +160,25 @@ def choose_fuse_scale(al: PairAlignment, main_shape: tuple[int, int]) -> float:
 def fuse_pair(main: np.ndarray, ultrawide: np.ndarray, preset: Any = None, *, ratio: float | None = None,
               alignment: PairAlignment | None = None, fuse_scale: float | None = None, use_confidence: bool = True,
               main_bias: float = 0.7, sharpen: float = 0.5, levels: int | None = None, work_width: int = 1024,
-              keep_intermediates: bool = False, main_path: Any = None, uw_path: Any = None) -> FuseResult:
+              keep_intermediates: bool = False, main_path: Any = None, uw_path: Any = None,
+              engine: str = "classical", weights: str | None = None) -> FuseResult:
     """All-in-focus main view from ``main`` and ``ultrawide`` (float32 HxWx3 RGB [0,1]).
 
     ``preset``/``ratio`` give the focal ratio for the initial guess (see ``align_pair``);
     ``use_confidence=False`` trusts the flow everywhere (an ablation: ghosts at occlusions);
     ``main_bias``: the main keeps a pixel while its detail is at least this fraction of the
     ultra-wide's; ``sharpen``: unsharp amount of the refined main.
+    ``engine``: "classical" (the masks above) or "net" (the masks, re-alignment offset and
+    refined main come from ``aifcli.nets.fuse_net``, weights ``weights`` or the shipped
+    ``fuse-net``; ``main_bias``/``sharpen``/``levels`` then do not apply).
     """
+    if engine not in ("classical", "net"):
+        raise UsageError(f"unknown engine {engine!r}: use classical or net")
+    model = None
+    if engine == "net":
+        from ..nets.fuse_net import load
+
+        model = load(weights)  # fails early, before the alignment work, when weights are missing
     T: dict[str, float] = {}
     t0 = time.perf_counter()
     al = alignment or align_pair(main, ultrawide, ratio=ratio, preset=preset, work_width=work_width,
@@ -183,24 +196,34 @@ def fuse_pair(main: np.ndarray, ultrawide: np.ndarray, preset: Any = None, *, ra
     cm = match_colors(uwf, main_t, mask=conf)
     iwc = cm.image
     T["color"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    # Compare sharpness at the ultra-wide's own density (it is upsampled on the fuse grid).
-    ts = float(np.clip(al.scale / t, 0.25, 1.0))
-    if ts < 0.95:
-        mm = main_mask(_resize(main_t, ts), _resize(iwc, ts), _resize(infield, ts), bias=main_bias)
-        mm = np.clip(cv2.resize(mm, (shape_t[1], shape_t[0]), interpolation=cv2.INTER_LINEAR), 0, 1)
+    if model is not None:
+        from ..nets.fuse_net import fuse_with_net
+
+        t0 = time.perf_counter()
+        out, nm, idr = fuse_with_net(model, main, main_t, iwc, conf, infield)
+        mm, m_wc, m_d = nm[..., 0], nm[..., 1], nm[..., 2]
+        T["net"] = time.perf_counter() - t0
     else:
-        mm = main_mask(main_t, iwc, infield, bias=main_bias)
-    m_wc = (1.0 - mm) * conf
-    m_d = (1.0 - mm) * (1.0 - conf)
-    T["masks"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    idr = refined_main(main_t, sharpen)
-    out = compose(main, main_t, iwc, idr, m_wc, m_d, levels)
-    T["blend"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        # Compare sharpness at the ultra-wide's own density (it is upsampled on the fuse grid).
+        ts = float(np.clip(al.scale / t, 0.25, 1.0))
+        if ts < 0.95:
+            mm = main_mask(_resize(main_t, ts), _resize(iwc, ts), _resize(infield, ts), bias=main_bias)
+            mm = np.clip(cv2.resize(mm, (shape_t[1], shape_t[0]), interpolation=cv2.INTER_LINEAR), 0, 1)
+        else:
+            mm = main_mask(main_t, iwc, infield, bias=main_bias)
+        m_wc = (1.0 - mm) * conf
+        m_d = (1.0 - mm) * (1.0 - conf)
+        T["masks"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        idr = refined_main(main_t, sharpen)
+        out = compose(main, main_t, iwc, idr, m_wc, m_d, levels)
+        T["blend"] = time.perf_counter() - t0
     inter: dict[str, np.ndarray] = {}
     if keep_intermediates:
         inter = {"homography_warped": al.warp(ultrawide, shape_t, use_flow=False), "flow_warped": uwf,
                  "color_matched": iwc, "refined_main": np.clip(idr, 0, 1), "confidence": conf,
                  "mask_main": mm, "mask_ultrawide": m_wc, "mask_refined": m_d}
-    return FuseResult(out, {"main": mm, "ultrawide": m_wc, "refined": m_d}, conf, al, t, cm.to_dict(), T, inter)
+    res = FuseResult(out, {"main": mm, "ultrawide": m_wc, "refined": m_d}, conf, al, t, cm.to_dict(), T, inter)
+    res.engine = engine
+    return res

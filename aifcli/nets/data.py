@@ -43,6 +43,7 @@ class DataSource:
     sizes: tuple[int, ...] = TRAIN_SIZES
     presets: tuple[str, ...] = TRAIN_PRESETS
     limit: int = 0  # use at most this many scenes from ``data`` (0 = all)
+    cache: Path | None = None  # prepared items are kept here (one .npz per scene) and reused
     extra: dict[str, Any] = field(default_factory=dict)
 
     def describe(self) -> str:
@@ -99,6 +100,12 @@ def _read_disk_scene(d: Path, index: int) -> RawScene:
 
 
 def iter_scenes(src: DataSource) -> Iterator[RawScene]:
+    for _, _, load in iter_scene_loaders(src):
+        yield load()
+
+
+def iter_scene_loaders(src: DataSource) -> Iterator[tuple[str, int, Callable[[], RawScene]]]:
+    """(name, index, loader) per scene: the name is known before any rendering or decoding."""
     src.check()
     if src.data is not None:
         dirs = sorted(p for p in src.data.iterdir() if p.is_dir() and (p / "gt").is_dir())
@@ -108,17 +115,21 @@ def iter_scenes(src: DataSource) -> Iterator[RawScene]:
         if src.limit:
             dirs = dirs[:src.limit]
         for i, d in enumerate(dirs):
-            yield _read_disk_scene(d, i)
+            yield d.name, i, (lambda d=d, i=i: _read_disk_scene(d, i))
         return
     from ..synth.pairs import make_pair_scene
+
+    def render(i: int, size: int, preset: str, name: str) -> RawScene:
+        ps = make_pair_scene(src.seed, size=str(size), preset=preset, index=i)
+        return RawScene(name, i, {"near": ps.main_near, "far": ps.main_far}, ps.ultrawide, ps.aif, ps.occlusion,
+                        {"near": ps.infocus_near, "far": ps.infocus_far}, {"near": ps.coc_near, "far": ps.coc_far},
+                        _ratio(ps.metadata))
 
     for i in range(src.generate):
         size = src.sizes[i % len(src.sizes)]
         preset = src.presets[i % len(src.presets)]
-        ps = make_pair_scene(src.seed, size=str(size), preset=preset, index=i)
-        yield RawScene(f"seed{src.seed}_scene{i:04d}_{preset}_{size}", i, {"near": ps.main_near, "far": ps.main_far},
-                       ps.ultrawide, ps.aif, ps.occlusion, {"near": ps.infocus_near, "far": ps.infocus_far},
-                       {"near": ps.coc_near, "far": ps.coc_far}, _ratio(ps.metadata))
+        name = f"seed{src.seed}_scene{i:04d}_{preset}_{size}"
+        yield name, i, (lambda i=i, size=size, preset=preset, name=name: render(i, size, preset, name))
 
 
 def _area(a: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
@@ -148,7 +159,15 @@ def classical_inputs(main: np.ndarray, ultrawide: np.ndarray, ratio: float | Non
 def pair_items(src: DataSource, progress: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
     """Training items (two per scene), float16 arrays on the fuse grid; see the module docstring."""
     items: list[dict[str, Any]] = []
-    for sc in iter_scenes(src):
+    for name, index, load in iter_scene_loaders(src):
+        cached = src.cache / f"{name}.npz" if src.cache is not None else None
+        if cached is not None and cached.exists():
+            items += _load_cached(cached, index)
+            if progress:
+                progress(f"cached {name}")
+            continue
+        sc = load()
+        new: list[dict[str, Any]] = []
         for focus in ("near", "far"):
             try:
                 ci = classical_inputs(sc.main[focus], sc.ultrawide, sc.ratio)
@@ -167,12 +186,46 @@ def pair_items(src: DataSource, progress: Callable[[str], None] | None = None) -
             item["name"] = f"{sc.name}_{focus}"
             item["val"] = sc.index % VAL_EVERY == 0
             item["scale_uw"] = float(ci["scale_uw"])
-            items.append(item)
+            new.append(item)
+        if cached is not None:
+            _save_cached(cached, new)
+        items += new
         if progress:
             progress(f"prepared {sc.name}")
     if not items:
         raise InputError("no usable training pairs", src.data or Path("."), "check the data folder")
     return items
+
+
+def _save_cached(path: Path, items: list[dict[str, Any]]) -> None:
+    import io
+    import os
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    arrays: dict[str, Any] = {}
+    for j, it in enumerate(items):
+        for k, v in it.items():
+            arrays[f"{j}/{k}"] = np.asarray(v)
+    buf = io.BytesIO()
+    np.savez(buf, n=np.int32(len(items)), **arrays)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_bytes(buf.getvalue())
+    os.replace(tmp, path)
+
+
+def _load_cached(path: Path, index: int) -> list[dict[str, Any]]:
+    with np.load(path, allow_pickle=False) as z:
+        out: list[dict[str, Any]] = [{} for _ in range(int(z["n"]))]
+        for key in z.files:
+            if key == "n":
+                continue
+            j, k = key.split("/", 1)
+            v = z[key]
+            out[int(j)][k] = v if v.ndim else v.item()
+    for it in out:
+        it["val"] = bool(it["val"])
+        it["name"] = str(it["name"])
+    return out
 
 
 def random_crops(items: list[dict[str, Any]], keys: tuple[str, ...], rng: np.random.Generator, batch: int,

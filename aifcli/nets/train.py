@@ -3,7 +3,7 @@
 A task (``aifcli/nets/<model>.py``) says how to build its model from a config, how to
 prepare items from a ``DataSource``, how to draw a batch, its loss and its validation
 metrics. The loop adds what every training run needs: seeding, a fixed validation split
-(the task's), Adam with a cosine schedule, a rich progress bar with the running loss,
+(the task's), Adam with warm-up and a cosine schedule, a rich progress bar with the running loss,
 checkpoints (model, optimiser, step, RNG state) written atomically every
 ``checkpoint_every`` steps to ``OUT.ckpt`` and ``--resume`` from them, a wall-time cap,
 and at the end the weights with their checksum and model card (``weights.save_weights``).
@@ -141,7 +141,14 @@ def train(task: Task, src: DataSource, output: Path, opts: TrainOptions,
 
     model = task.build(cfg).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=opts.lr)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=opts.lr, total_steps=opts.steps, pct_start=0.05)
+    warm = max(1, opts.steps // 20)
+
+    def lr_at(i: int) -> float:  # linear warm-up, then cosine down to 2 % of the peak
+        if i < warm:
+            return (i + 1) / warm
+        return 0.02 + 0.98 * 0.5 * (1 + np.cos(np.pi * min(1.0, (i - warm) / max(1, opts.steps - warm))))
+
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
     step = 0
     history: list[tuple[int, float]] = []
     train_s = 0.0
