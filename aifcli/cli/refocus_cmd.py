@@ -65,6 +65,8 @@ def refocus_cmd(
     refine: Annotated[Optional[bool], typer.Option("--refine/--no-refine", help="Edge-aware refinement of the disparity against the image (default: on for pairs and brackets, off for a given map).")] = None,
     highlights: Annotated[float, typer.Option("--highlights", help="Highlight boost: a clipped white becomes this much brighter in linear light before blurring (1 = off).", min=1.0, max=32.0)] = 3.0,
     max_coc: Annotated[float, typer.Option("--max-coc", help="Cap on the CoC diameter in px.", min=1.0)] = 400.0,
+    engine: Annotated[str, typer.Option("--engine", help="[bold]classical[/bold]: render the fused all-in-focus image (default); [bold]net[/bold]: the learned DFNet-style engine (MAIN ULTRAWIDE pairs only) blends the classical render, the main re-blurred toward the target and the fused image with learned masks plus a residual (weights/refocus-net.pt, see its model card).")] = "classical",
+    weights: Annotated[Optional[Path], typer.Option("--weights", help="Weights for --engine net (default: the shipped weights/refocus-net.pt).")] = None,
     preset: PresetOpt = None,
     bit_depth: Annotated[Optional[int], typer.Option("--bit-depth", help="8 or 16 (PNG/TIFF). Default: 8 for JPEG/PNG, 16 for TIFF.")] = None,
     quality: QualityOpt = 95,
@@ -90,6 +92,19 @@ def refocus_cmd(
         raise UsageError("give either --focus-at or --focus-distance, not both")
     if deblur and (sweep or tilt or mask):
         raise UsageError("--deblur cannot be combined with --sweep, --tilt or --mask")
+    if engine not in ("classical", "net"):
+        raise UsageError(f"unknown --engine {engine!r}", hint="use classical or net")
+    if weights is not None and engine != "net":
+        raise UsageError("--weights is for --engine net", hint="add --engine net or drop --weights")
+    net_model = None
+    if engine == "net":
+        if kind != "pair":
+            raise UsageError(f"--engine net needs a MAIN ULTRAWIDE pair (got {'a bracket folder' if kind == 'bracket' else 'an IMAGE with --disparity'})",
+                             hint="give two files, or use --engine classical")
+        from ..nets.refocus_net import load as load_refocus_net
+
+        net_model, net_info = load_refocus_net(weights)  # one clear error before any work
+        ui.detail(f"refocus net: {net_info['path']} ({net_info.get('arch')})")
     f_number = parse_aperture(aperture) if aperture is not None else None
     tilt_v = C.parse_tilt(tilt) if tilt else None
     if bit_depth not in (None, 8, 16):
@@ -159,13 +174,21 @@ def refocus_cmd(
         model = model_for(fdi)
         plan = C.defocus_map(d, model, fdi, tilt=tilt_v, centre=centre, mask=m, deblur=deblur, max_coc=max_coc)
         res = render_defocus(aif, plan.order, plan.coc, linear=linear, focus=fdi if plan.plane else None, options=opts)
+        image, net_summary = res.image, None
+        if net_model is not None:
+            from ..nets.refocus_net import refocus_pair_net
+
+            image, net_summary = refocus_pair_net(extra["main"], aif, d, plan.order, plan.coc,
+                                                  focus=fdi if plan.plane else None, classical=res.image,
+                                                  model=net_model, options=opts, linear=linear)
         dt = time.perf_counter() - t0
-        write_image(out, res.image, meta=meta, linear=linear, bit_depth=bit_depth, quality=quality,
+        write_image(out, image, meta=meta, linear=linear, bit_depth=bit_depth, quality=quality,
                     overwrite=overwrite)
         results.append({"output": str(out), "seconds": round(dt, 3), "coc_model": model.to_dict(),
-                        **plan.summary(), "render": res.to_dict()})
+                        **plan.summary(), "render": res.to_dict(), "engine": engine,
+                        **({"net": net_summary} if net_summary else {})})
         if sweep:
-            frames_small.append(_small(res.image, linear))
+            frames_small.append(_small(image, linear))
             ui.detail(f"frame {i + 1}/{len(focus_list)}: focus disparity {fdi:.3f}, {dt:.2f} s")
         if debug_dir is not None and i == 0:
             _write_debug(debug_dir, aif, d, plan.coc, extra, disp.to_dict(), meta, linear, overwrite)
@@ -243,7 +266,7 @@ def _load(kind: str, inputs: list[Path], disparity: Path | None, unit: str, pres
         res = fuse_pair(main.pixels, uw.pixels, pr, main_path=inputs[0], uw_path=inputs[1])
         disp = parallax_from_alignment(res.alignment, res.image.shape[:2], res.image, flip=flip)
         ui.detail(f"fused pair: {res.summary()}")
-        return main.meta, res.image, disp, {"aif": res.image}
+        return main.meta, res.image, disp, {"aif": res.image, "main": main.pixels}
     # bracket
     from ..io import is_image_file
     from ..stack import stack_frames
