@@ -7,14 +7,16 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..errors import InputError
+from ..errors import InputError, UsageError
 from .app import app
 from .common import DebugOpt, JsonOpt, OutputOpt, OverwriteOpt, QualityOpt, QuietOpt, UI, VerboseOpt, handle_errors
 
 
 @app.command("colormatch", epilog=(
     "Examples:\n\n  aif colormatch uw_in_main.jpg IMG_main.jpg --mask uw_in_main.confidence.png -o uw_matched.jpg\n\n"
-    "  aif colormatch phone_b.jpg phone_a.jpg -o b_like_a.jpg"))
+    "  aif colormatch phone_b.jpg phone_a.jpg -o b_like_a.jpg\n\n"
+    "  aif colormatch uw_in_main.jpg IMG_main.jpg --mask conf.png -o matched.jpg --engine net   # learned (WDC-Net style)\n\n"
+    "  aif colormatch uw_in_main.jpg IMG_main.jpg -o matched.jpg --engine net --weights my-color.pt"))
 @handle_errors
 def colormatch_cmd(
     source: Annotated[Path, typer.Argument(help="Image whose colours change (e.g. the output of `aif align`).")],
@@ -26,7 +28,17 @@ def colormatch_cmd(
     radius: Annotated[float, typer.Option("--radius", help="Fitting window half-size as a fraction of the image "
                                                            "width (larger = closer to one global transform).",
                                           min=0.02, max=2.0)] = 0.12,
-    global_only: Annotated[bool, typer.Option("--global", help="One affine colour transform for the whole image.")] = False,
+    global_only: Annotated[bool, typer.Option("--global", help="One affine colour transform for the whole image "
+                                                               "(classical engine).")] = False,
+    engine: Annotated[str, typer.Option("--engine", help="[bold]classical[/bold]: the least-squares local affine fit "
+                                                         "(default); [bold]net[/bold]: the learned WDC-Net-style "
+                                                         "network corrects that fit on the wavelet low band "
+                                                         "(weights/color-net.pt, see its model card and "
+                                                         "docs/BENCHMARKS.md). Both output a smooth 3x3 matrix + "
+                                                         "offset per pixel, applied at full resolution.")] = "classical",
+    weights: Annotated[Optional[Path], typer.Option("--weights", help="Weights for --engine net (default: the "
+                                                                      "shipped weights/color-net.pt; train your own "
+                                                                      "with `aif train color`).")] = None,
     quality: QualityOpt = 95,
     overwrite: OverwriteOpt = False,
     json: JsonOpt = False,
@@ -40,27 +52,46 @@ def colormatch_cmd(
     shrunk and equally blurred, so a defocused reference and a sharp source compare
     fairly), weighted by --mask and pulled towards one global fit where little is reliable.
     The transform is smooth, so SOURCE's detail is kept at its full resolution.
+    With --engine net a small learned network (after EasyAIF's WDC-Net, trained on `aif
+    synth` pairs) corrects that fit on the wavelet low band; --radius and --global belong
+    to the classical engine.
     """
     from ..color.local_affine import match_colors
     from ..io import check_output, read_gray, read_image, write_image
 
     ui = UI(quiet, verbose, json, debug)
+    if engine not in ("classical", "net"):
+        raise UsageError(f"unknown --engine {engine!r}", hint="use classical or net")
+    if weights is not None and engine != "net":
+        raise UsageError("--weights is for --engine net", hint="add --engine net or drop --weights")
+    if engine == "net" and global_only:
+        raise UsageError("--global is an option of the classical engine", hint="drop it or use --engine classical")
     for p in (source, reference) + ((mask,) if mask else ()):
         if not p.exists():
             raise InputError("no such file", p, "check the path")
     check_output(output, overwrite, inputs=(source, reference) + ((mask,) if mask else ()))
+    net_model = None
+    if engine == "net":
+        from ..nets.color_net import load
+
+        net_model, _ = load(weights)  # one clear error before any work
     t0 = time.perf_counter()
     src = read_image(source)
     ref = read_image(reference)
     m = read_gray(mask) if mask else None
     if src.meta.linear != ref.meta.linear:
         ui.warn("one image is linear (RAW) and the other display-encoded; the transform absorbs the tone curve only approximately")
-    res = match_colors(src.pixels, ref.pixels, m, radius=10.0 if global_only else radius, source_path=source)
+    if net_model is not None:
+        from ..nets.color_net import match_colors_net
+
+        res = match_colors_net(src.pixels, ref.pixels, m, model=net_model, source_path=source)
+    else:
+        res = match_colors(src.pixels, ref.pixels, m, radius=10.0 if global_only else radius, source_path=source)
     write_image(output, res.image, meta=src.meta, linear=src.meta.linear, quality=quality, overwrite=overwrite)
-    info = {"output": str(output), **res.to_dict(), "seconds": round(time.perf_counter() - t0, 3)}
+    info = {"output": str(output), "engine": engine, **res.to_dict(), "seconds": round(time.perf_counter() - t0, 3)}
     if json:
         ui.emit_json(info)
         return
-    ui.info(f"wrote {output} in {info['seconds']:.2f} s: low-frequency colour error "
+    ui.info(f"wrote {output} in {info['seconds']:.2f} s ({engine} engine): low-frequency colour error "
             f"{res.residual_before:.4f} -> {res.residual_after:.4f} (RMS, 0-1 scale)"
             + ("" if res.local else "; global fit only (too little reliable overlap)"))
