@@ -36,6 +36,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from aifcli.color.local_affine import match_colors  # noqa: E402
+from aifcli.errors import InputError  # noqa: E402
 from aifcli.nets.color_net import delta_e, load, match_colors_net  # noqa: E402
 from aifcli.nets.data import HELD_OUT_PRESETS, _area, _ratio, classical_inputs  # noqa: E402
 from aifcli.synth.pairs import make_pair_scene  # noqa: E402
@@ -70,11 +71,17 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     model, info = load(args.weights)
     rows = []
+    skipped: list[str] = []
     for preset in args.presets:
         for i in range(args.scenes):
             ps = make_pair_scene(0, size=args.size, preset=preset, index=i)
             for focus, main in (("near", ps.main_near), ("far", ps.main_far)):
-                ci = classical_inputs(main, ps.ultrawide, _ratio(ps.metadata))
+                try:
+                    ci = classical_inputs(main, ps.ultrawide, _ratio(ps.metadata))
+                except InputError as e:  # the classical alignment refuses it: nothing to colour-match
+                    skipped.append(f"{preset} {i} {focus}")
+                    print(f"{preset} {i} {focus}: skipped ({e})", file=sys.stderr)
+                    continue
                 shape = ci["main"].shape[:2]
                 inf = ci["infield"] if ci["infield"].ndim == 2 else ci["infield"][..., 0]
                 valid_full = inf.astype(np.float32) * (1 - _area(ps.occlusion.astype(np.float32), shape))
@@ -115,6 +122,8 @@ def main() -> None:
         rs = rows if preset == "**all**" else [r for r in rows if r["preset"] == preset]
         print(f"| {preset} | {len(rs)} | {mean('de_uncorrected', rs):.3f} | {mean('de_classical', rs):.3f} | "
               f"{mean('de_net', rs):.3f} | {mean('rms_classical', rs):.4f} | {mean('rms_net', rs):.4f} |")
+    if skipped:
+        print(f"\nskipped (the classical alignment refused the pair): {', '.join(skipped)}")
     wins = sum(r["de_net"] < r["de_classical"] for r in rows)
     print(f"\nnet better than classical (ΔE2000) on {wins} of {len(rows)} pairs")
     print(f"\n| 12 MP source (4032x3024) | classical | net |\n|---|---|---|\n"

@@ -82,15 +82,23 @@ def _files(tmp_path):
 
 def test_cli_engine_net(tmp_path):
     ref = _files(tmp_path)
-    r = runner.invoke(app, ["colormatch", str(tmp_path / "src.png"), str(tmp_path / "ref.png"),
-                            "-o", str(tmp_path / "out.png"), "--engine", "net", "--json"])
+    src, refp = str(tmp_path / "src.png"), str(tmp_path / "ref.png")
+    r = runner.invoke(app, ["colormatch", src, refp, "-o", str(tmp_path / "out.png"), "--engine", "net", "--json"])
     assert r.exit_code == 0, r.output
     assert '"engine": "net"' in r.output
     out = read_image(tmp_path / "out.png").pixels
     assert _rms(out, ref) < _rms(_cast(ref), ref) / 2
-    r = runner.invoke(app, ["colormatch", str(tmp_path / "src.png"), str(tmp_path / "ref.png"),
-                            "-o", str(tmp_path / "o2.png"), "--weights", str(resolve("color-net"))])
-    assert r.exit_code == 2 and "--engine net" in r.output
+    # net is the default; --radius / --global choose the classical engine
+    r = runner.invoke(app, ["colormatch", src, refp, "-o", str(tmp_path / "d.png"), "--json"])
+    assert r.exit_code == 0 and '"engine": "net"' in r.output
+    r = runner.invoke(app, ["colormatch", src, refp, "-o", str(tmp_path / "g.png"), "--global", "--json"])
+    assert r.exit_code == 0 and '"engine": "classical"' in r.output
+    r = runner.invoke(app, ["colormatch", src, refp, "-o", str(tmp_path / "o2.png"), "--engine", "classical",
+                            "--weights", str(resolve("color-net"))])
+    assert r.exit_code == 2 and "--weights is for --engine net" in r.output
+    r = runner.invoke(app, ["colormatch", src, refp, "-o", str(tmp_path / "o3.png"), "--engine", "net",
+                            "--radius", "0.2"])
+    assert r.exit_code == 2 and "--radius" in r.output and "classical" in r.output
 
 
 def test_cli_missing_and_corrupt_weights(tmp_path):
