@@ -22,6 +22,7 @@ NoSwapOpt = Annotated[bool, typer.Option("--no-swap", help="Trust the argument o
     "Examples:\n\n"
     "  aif fuse IMG_main.jpg IMG_uw.jpg -o aif.jpg\n\n"
     "  aif fuse IMG_main.jpg IMG_uw.jpg -o aif.jpg --debug-dir dbg/   (every intermediate, like EasyAIF Fig. 9)\n\n"
+    "  aif fuse IMG_main.jpg IMG_uw.jpg -o aif.jpg --engine net   (learned masks: fuse-net)\n\n"
     "  aif fuse pairs/ -o fused/ --jobs 2 --skip-existing   (one subfolder per scene, or X_main.jpg + "
     "X_ultrawide.jpg, or --manifest pairs.csv; outputs fused/<pair name, '/' -> '_'>.jpg)"))
 @handle_errors
@@ -71,7 +72,9 @@ def fuse_cmd(
     where the main is defocused and the alignment is confident, a refined main at occlusions.
     The main's colours and low frequencies always stay. Roles come from EXIF focal lengths
     (or the geometry) and are swapped with a warning when the arguments are the other way
-    round. Exit codes: 0 done, 1 some pairs of a folder failed, 2 usage or input error.
+    round. With --engine net the masks, a small re-alignment of the ultra-wide and the refined
+    main come from fuse-net, a network trained on `aif synth` pairs (weights/fuse-net.md is its
+    model card). Exit codes: 0 done, 1 some pairs of a folder failed, 2 usage or input error.
     """
     from ..fuse.files import debug_paths, fuse_files
 

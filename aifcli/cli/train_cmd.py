@@ -35,6 +35,9 @@ def train_cmd(
                                                      "and its presets).")] = 1000,
     limit: Annotated[int, typer.Option("--limit", help="Use at most this many scenes of --data (0 = all).",
                                        min=0)] = 0,
+    set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override a model config entry, KEY=VALUE "
+                                                                     "(repeatable; e.g. --set c2=32). The card "
+                                                                     "records the config.")] = None,
     cache: Annotated[Optional[Path], typer.Option("--cache", help="Keep the prepared training items here (one .npz "
                                                                   "per scene) and reuse them on the next run.")] = None,
     steps: Annotated[int, typer.Option("--steps", help="Optimiser steps.", min=1)] = 3000,
@@ -101,8 +104,19 @@ def train_cmd(
             progress.update(tid, completed=step, loss=f"{loss:.4f}")
         return update
 
+    config: dict = {}
+    for kv in set_ or []:
+        if "=" not in kv:
+            raise UsageError(f"--set {kv!r}: expected KEY=VALUE")
+        k, v = kv.split("=", 1)
+        if k not in task.default_config():
+            raise UsageError(f"--set {k}: {model} has no such config entry (it has {', '.join(task.default_config())})")
+        try:
+            config[k] = type(task.default_config()[k])(v)
+        except ValueError:
+            raise UsageError(f"--set {kv!r}: {k} needs a {type(task.default_config()[k]).__name__}") from None
     res = train(task, src, output, opts, log=(lambda m: ui.detail(m)) if not verbose else ui.info,
-                progress_factory=factory)
+                progress_factory=factory, config=config)
     if json:
         res = {k: v for k, v in res.items() if k != "history"}
         ui.emit_json(res)

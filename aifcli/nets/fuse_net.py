@@ -58,6 +58,7 @@ def _build(config: dict[str, Any]):
     class FuseNet(nn.Module):
         def __init__(self) -> None:
             super().__init__()
+            self.cfg = dict(config)  # loss weights live here too (not tensors: not in the state dict)
             cin = 3 + 3 + 1 + 1 + 2  # main, iwc, conf, infield, log-energies
             self.register_buffer("g_hp", _gauss1d(1.5), persistent=False)
             self.register_buffer("g_win", _gauss1d(3.0), persistent=False)
@@ -151,7 +152,7 @@ class FuseTask:
              "seeds and presets. Real photographs were only checked visually.")
 
     def default_config(self) -> dict[str, Any]:
-        return {"c1": 8, "c2": 24, "c3": 32, "max_offset": 3.0}
+        return {"c1": 8, "c2": 24, "c3": 32, "max_offset": 3.0, "occ_weight": 4.0, "occ_band": 4}
 
     def build(self, config: dict[str, Any]):
         return _build({**self.default_config(), **config})
@@ -167,13 +168,19 @@ class FuseTask:
         return random_crops(items, ("main", "iwc", "conf", "infield", "gt", "occ", "infocus"), rng, batch, crop)
 
     def loss(self, model, b):
-        from .losses import l1, mask_bce, ssim_loss
+        from .losses import l1, ssim_loss
+
+        import torch.nn.functional as F
 
         out, masks, refined, iwc_w, _ = model(b["main"], b["iwc"], b["conf"], b["infield"])
         tgt = _mask_targets(b["main"], iwc_w.detach(), b["gt"], b["occ"], b["infocus"])
-        lo = l1(out, b["gt"])
+        # occlusion edges are a few percent of the pixels but where ghosts appear: weight a band
+        # around them (EasyAIF's occlusion-aware loss emphasis, as a pixel weight)
+        k = 2 * int(model.cfg.get("occ_band", 4)) + 1
+        w = 1.0 + float(model.cfg.get("occ_weight", 0.0)) * F.max_pool2d(b["occ"], k, 1, k // 2)
+        lo = l1(out, b["gt"], w)
         ls = ssim_loss(out, b["gt"])
-        lm = mask_bce(masks, tgt)
+        lm = (w * -(tgt * masks.clamp_min(1e-6).log()).sum(1, keepdim=True)).sum() / w.sum()
         lr = l1(refined, b["gt"], b["occ"])  # the refined main must be good where nothing else is
         total = lo + 0.5 * ls + 0.05 * lm + 0.2 * lr
         return total, {"l1": float(lo.detach()), "ssim": float(ls.detach()), "mask": float(lm.detach())}

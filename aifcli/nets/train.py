@@ -217,7 +217,8 @@ def train(task: Task, src: DataSource, output: Path, opts: TrainOptions,
         "items": f"{len(tr)} training, {len(val)} validation (fixed split: scene index % 8 == 0)",
         "command": f"aif train {task.name} " + (f"--data {src.data}" if src.data else
                                                  f"--generate {src.generate} --seed {src.seed}") +
-                   f" --steps {opts.steps} --batch {opts.batch} --crop {opts.crop} --lr {opts.lr} --train-seed {opts.seed}",
+                   f" --steps {opts.steps} --batch {opts.batch} --crop {opts.crop} --lr {opts.lr} --train-seed {opts.seed}"
+                   + "".join(f" --set {k}={v}" for k, v in (config or {}).items()),
         "steps": step if not stopped_early else f"{step} of {opts.steps} (stopped by --max-minutes)",
         "training time": f"{train_s / 60:.1f} min (+ {t_prep / 60:.1f} min data preparation)",
         "hardware": hardware(device),
