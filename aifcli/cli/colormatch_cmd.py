@@ -16,7 +16,7 @@ from .common import DebugOpt, JsonOpt, OutputOpt, OverwriteOpt, QualityOpt, Quie
     "Examples:\n\n  aif colormatch uw_in_main.jpg IMG_main.jpg --mask uw_in_main.confidence.png -o uw_matched.jpg\n\n"
     "  aif colormatch phone_b.jpg phone_a.jpg -o b_like_a.jpg\n\n"
     "  aif colormatch uw_in_main.jpg IMG_main.jpg --mask conf.png -o matched.jpg --engine classical\n\n"
-    "  aif colormatch uw_in_main.jpg IMG_main.jpg -o matched.jpg --weights my-color.pt   # your `aif train color` weights"))
+    "  aif colormatch uw_in_main.jpg IMG_main.jpg -o matched.jpg --weights my-color.pt   # from `aif train color`"))
 @handle_errors
 def colormatch_cmd(
     source: Annotated[Path, typer.Argument(help="Image whose colours change (e.g. the output of `aif align`).")],

@@ -2,9 +2,10 @@
 predicts a smooth per-pixel affine colour transform, applied at full resolution.
 
 Both the source (the ultra-wide warped into the main view, ``uwf``) and the reference
-(the main) are area-shrunk to a ``grid`` px wide copy (256) and reduced to their Haar LL
-band (128 px wide): at that scale a defocused main and a sharp ultra-wide look alike and
-only colour differs. On that grid the model
+(the main) are area-shrunk to a 256 px wide copy and reduced to their Haar LL band
+(128 px wide, where the training loss is taken): at that scale a defocused main and a sharp
+ultra-wide look alike and only colour differs. One more Haar level (64 px wide, low band
+and detail bands) is where the model
 
 1. fits the classical prior in torch: a confidence-weighted, ridge-regularised local
    affine fit (the guided-filter-like fit of ``aifcli.color.local_affine``, pulled to a
@@ -15,9 +16,9 @@ only colour differs. On that grid the model
 3. outputs ``C = I + mix * (P - I) + D`` with a learned scalar ``mix`` (initialised 0), so
    an untrained model is the identity transform.
 
-``C`` (3x3 matrix + offset per pixel) is bilinearly upsampled to the source's own size
-and applied there (``local_affine.apply_coefficients``): the source's detail is kept,
-only its colours move. Training (``aif train color``) minimises L1 between the corrected
+``C`` (3x3 matrix + offset per pixel, on the 64 px wide grid) is bilinearly upsampled to
+the source's own size and applied there (``local_affine.apply_coefficients``): the
+source's detail is kept, only its colours move. Training (``aif train color``) minimises L1 between the corrected
 low band and the ground truth's, over pixels that are in the ultra-wide's field and not
 occluded, plus a smoothness term on ``D``.
 """
@@ -315,18 +316,19 @@ class ColorTask:
     title = "aif colour network (WDC-Net style)"
     summary = ("Colour alignment of the warped ultra-wide to the main camera: a wavelet low-band encoder-decoder "
                "that corrects a classical local affine colour fit and outputs a smooth per-pixel 3x3 matrix + "
-               "offset (12 planes on a 128 px wide grid), applied to the ultra-wide at full resolution. Used by "
+               "offset (12 planes on a 64 px wide grid), applied to the ultra-wide at full resolution. Used by "
                "`aif colormatch --engine net`.")
     notes = ("Each training item is a whole image (not a crop: --crop is ignored), area-shrunk to 256x192 and "
              "reduced to its Haar LL band (128x96) where the loss is taken: L1 between the corrected low band "
              "and the ground-truth all-in-focus image (main camera colour) over pixels inside the ultra-wide's "
              "field and not occluded, plus 0.02 x the total variation of the learned correction. Augmentation: "
              "flips; for the source (p=0.8) a random colour matrix (off-diagonal +-0.12, gains 0.8-1.2), offset "
-             "+-0.03, per-channel gamma 0.85-1.2 and vignetting up to 40 % in the corners; for the reference and the ground truth "
-             "together (p=0.5) a random colour matrix (off-diagonal +-0.05, gains 0.9-1.1). Validation: mean CIEDE2000 on the 128 px low band over the valid "
-             "overlap (in field, not occluded), for the network and for the classical `aif colormatch` output "
-             "(`iwc`) of the same items. The model is the identity transform before training (zero-initialised "
-             "output, zero prior mix).")
+             "+-0.03, per-channel gamma 0.85-1.2 and vignetting up to 40 % in the corners; for the reference "
+             "and the ground truth together (p=0.5) a random colour matrix (off-diagonal +-0.05, gains 0.9-1.1). "
+             "Validation: mean CIEDE2000 on the 128 px low band over the valid overlap (in field, not "
+             "occluded), for the network and for the classical `aif colormatch` output (`iwc`) of the same "
+             "items. The model is the identity transform before training (zero-initialised output, zero prior "
+             "mix). Data preparation can be cached per scene with $AIF_COLOR_CACHE=DIR.")
     GRID = (192, 256)
 
     def default_config(self) -> dict[str, Any]:
