@@ -149,8 +149,8 @@ ENGINE_METHODS = {
     "iwc": "+ colour, classical (colour-matched ultra-wide)",
     "iwc_net": "+ colour, color-net",
     "classical": "+ fusion, classical (`aif fuse`)",
-    "net": "+ fusion, fuse-net (`aif fuse --engine net`)",
-    "net_colornet": "+ fusion, fuse-net on color-net colours",
+    "net": "+ fusion, fuse-net on classical colours",
+    "net_colornet": "+ fusion, color-net + fuse-net (`aif fuse --engine net`)",
     "oracle": "oracle (GT flow, occlusion, in-focus)",
 }
 
@@ -203,7 +203,10 @@ def score_engines(args: argparse.Namespace) -> dict:
                 if match_colors_net is not None:
                     iwc_n = match_colors_net(inter["flow_warped"], main_t, mask=full.confidence).image
                     outs["iwc_net"] = up(iwc_n)
-                    outs["net_colornet"] = fuse_with_net(fnet, main, main_t, iwc_n, full.confidence, infield)[0]
+                    t0 = time.perf_counter()
+                    outs["net_colornet"] = fuse_pair(main, ps.ultrawide, alignment=full.alignment, engine="net",
+                                                     weights=args.weights).image
+                    t_net = time.perf_counter() - t0 + full.timings["align"]
                 outs["oracle"] = oracle(main, ps.ultrawide, ps.uw_map, ps.occlusion, infocus, ps.aif, full.fuse_scale)
                 row = {"preset": preset, "scene": idx, "focus": focus, "time_classical_s": round(t_cl, 3),
                        "time_net_s": round(t_net, 3)}

@@ -41,9 +41,10 @@ def fuse_cmd(
     fuse_scale: Annotated[Optional[float], typer.Option("--fuse-scale", help="Scale of the main grid the blend runs "
                                                                              "on (default: the ultra-wide's pixel "
                                                                              "density, 0.5-1).", min=0.1, max=1.0)] = None,
-    engine: Annotated[str, typer.Option("--engine", help="Fusion masks from the [bold]classical[/bold] sharpness + "
-                                                         "confidence rules, or from the trained [bold]net[/bold] "
-                                                         "(fuse-net, after EasyAIF's OAS-Net; see `aif train`).")] = "classical",
+    engine: Annotated[str, typer.Option("--engine", help="Colour and fusion masks from the [bold]classical[/bold] "
+                                                         "rules, or from the trained networks [bold]net[/bold] "
+                                                         "(color-net + fuse-net, after EasyAIF's WDC-Net and "
+                                                         "OAS-Net; see `aif train`).")] = "classical",
     weights: Annotated[Optional[Path], typer.Option("--weights", help="Weights for --engine net (default: the "
                                                                       "shipped weights/fuse-net.pt).")] = None,
     fmt: Annotated[str, typer.Option("--format", help="Output format for a folder: jpg, png or tif.")] = "jpg",
@@ -72,9 +73,9 @@ def fuse_cmd(
     where the main is defocused and the alignment is confident, a refined main at occlusions.
     The main's colours and low frequencies always stay. Roles come from EXIF focal lengths
     (or the geometry) and are swapped with a warning when the arguments are the other way
-    round. With --engine net the masks, a small re-alignment of the ultra-wide and the refined
-    main come from fuse-net, a network trained on `aif synth` pairs (weights/fuse-net.md is its
-    model card). Exit codes: 0 done, 1 some pairs of a folder failed, 2 usage or input error.
+    round. With --engine net the colour transform comes from color-net and the masks, a small
+    re-alignment of the ultra-wide and the refined main from fuse-net, networks trained on
+    `aif synth` pairs (weights/*.md are their model cards). Exit codes: 0 done, 1 some pairs of a folder failed, 2 usage or input error.
     """
     from ..fuse.files import debug_paths, fuse_files
 

@@ -168,17 +168,20 @@ def fuse_pair(main: np.ndarray, ultrawide: np.ndarray, preset: Any = None, *, ra
     ``use_confidence=False`` trusts the flow everywhere (an ablation: ghosts at occlusions);
     ``main_bias``: the main keeps a pixel while its detail is at least this fraction of the
     ultra-wide's; ``sharpen``: unsharp amount of the refined main.
-    ``engine``: "classical" (the masks above) or "net" (the masks, re-alignment offset and
-    refined main come from ``aifcli.nets.fuse_net``, weights ``weights`` or the shipped
-    ``fuse-net``; ``main_bias``/``sharpen``/``levels`` then do not apply).
+    ``engine``: "classical" (the masks above) or "net" (the colour transform comes from
+    ``aifcli.nets.color_net`` and the masks, re-alignment offset and refined main from
+    ``aifcli.nets.fuse_net``, weights ``weights`` or the shipped ``fuse-net``;
+    ``main_bias``/``sharpen``/``levels`` then do not apply).
     """
     if engine not in ("classical", "net"):
         raise UsageError(f"unknown engine {engine!r}: use classical or net")
-    model = None
+    model = cmodel = None
     if engine == "net":
+        from ..nets.color_net import load as load_color
         from ..nets.fuse_net import load
 
         model = load(weights)  # fails early, before the alignment work, when weights are missing
+        cmodel = load_color()[0]
     T: dict[str, float] = {}
     t0 = time.perf_counter()
     al = alignment or align_pair(main, ultrawide, ratio=ratio, preset=preset, work_width=work_width,
@@ -193,7 +196,12 @@ def fuse_pair(main: np.ndarray, ultrawide: np.ndarray, preset: Any = None, *, ra
     conf = al.confidence_at(shape_t) if use_confidence else infield
     T["warp"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    cm = match_colors(uwf, main_t, mask=conf)
+    if cmodel is not None:
+        from ..nets.color_net import match_colors_net
+
+        cm = match_colors_net(uwf, main_t, mask=conf, model=cmodel)
+    else:
+        cm = match_colors(uwf, main_t, mask=conf)
     iwc = cm.image
     T["color"] = time.perf_counter() - t0
     if model is not None:
