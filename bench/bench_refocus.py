@@ -29,6 +29,10 @@ focus near and focus far, median of ``--runs``.
 
     nice python bench/bench_refocus.py --scenes 6 --size 512
     nice python bench/bench_refocus.py --speed --runs 3 --radius 40
+    nice python bench/bench_refocus.py --engine-compare --scenes 9 --size 512 --threads 1
+    nice python bench/bench_refocus.py --engine-speed --runs 1 --threads 1
+
+Classical vs learned (``--engine-compare``, ``--engine-speed``): see ``engine_compare``.
 """
 from __future__ import annotations
 
@@ -292,6 +296,106 @@ def _examples(args, out: Path, tmp: Path) -> dict:
     return {"written": sorted(p.name for p in out.iterdir() if p.is_file())}
 
 
+# --- classical vs learned (aif refocus --engine classical|net) ------------------------------------
+HELD_OUT = ("generic-phone", "iphone-13", "huawei-mate30pro")
+
+
+def engine_compare(args) -> dict:
+    """Refocus near -> far and far -> near from a pair on held-out scenes (seed 0, held-out
+    presets cycling): ``classical`` = aif fuse, then render at the target CoC (what
+    ``aif refocus MAIN UW`` does, with the ground-truth disparity); ``net`` = aifcli.nets.
+    refocus_net on the same fused image, disparity and target (the main's own CoC estimated
+    from the pair, as in the CLI); ``w_only_true_cm`` = the main re-blurred with the
+    ground-truth main CoC (a reference, not an engine). Times: per image, after the fusion
+    (the fusion is common to both), ``net`` includes the classical render (its candidate A)."""
+    import torch
+
+    from aifcli.fuse import fuse_pair
+    from aifcli.nets import refocus_net as RN
+    from aifcli.presets import get_preset
+    from aifcli.synth.pairs import make_pair_scene
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    lp = get_lpips() if not args.no_lpips else None
+    model, info = RN.load(args.weights)
+    ro = RenderOptions(highlight_gain=args.highlights, threads=args.threads)
+    rows: dict[str, list[dict]] = {}
+    for i in range(args.scenes):
+        pname = HELD_OUT[i % len(HELD_OUT)]
+        pr = get_preset(pname)
+        sc = make_pair_scene(args.seed, args.size, pr, noise=args.noise, index=i)
+        band = edge_band(sc.depth, max(4, round(8 * sc.aif.shape[1] / 512)))
+        d = sc.disparity
+        m = sc.metadata["main"]
+        fdisp = {f: float(sc.metadata["baseline_mm"] / 1000 * m["focal_px"] / m[f"focus_{f}_m"]) for f in ("near", "far")}
+        imgs = {"near": sc.main_near, "far": sc.main_far}
+        cocs = {"near": sc.coc_near, "far": sc.coc_far}
+        for src_f, dst_f in (("near", "far"), ("far", "near")):
+            key = f"{src_f}2{dst_f}"
+            fr = fuse_pair(imgs[src_f], sc.ultrawide, pr)
+            t0 = time.perf_counter()
+            cl = render_defocus(fr.image, d, cocs[dst_f], focus=fdisp[dst_f], options=ro).image
+            t_cl = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            net, nmeta = RN.refocus_pair_net(imgs[src_f], fr.image, d, d, cocs[dst_f], focus=fdisp[dst_f],
+                                             classical=cl, model=model, options=ro)
+            t_net = time.perf_counter() - t0 + t_cl
+            extra = np.sqrt(np.clip(cocs[dst_f] ** 2 - cocs[src_f] ** 2, 0, None)).astype(np.float32)
+            wo = render_defocus(imgs[src_f], d, extra, options=ro).image
+            ref = imgs[dst_f]
+            for name, img, t in (("classical", cl, t_cl), ("net", net, t_net), ("w_only_true_cm", wo, None)):
+                s_ = scores(img, ref, band, lp)
+                if t is not None:
+                    s_["seconds"] = t
+                rows.setdefault(f"{key}_{name}", []).append(s_)
+            if i == 0 and args.save:
+                _save(args.save / f"engines_{key}.png", np.concatenate([imgs[src_f], cl, net, ref], axis=1))
+            print(f"scene {i} {pname} {key}: classical {rows[f'{key}_classical'][-1]['psnr']:.2f} dB, net "
+                  f"{rows[f'{key}_net'][-1]['psnr']:.2f} dB (main CoC fit {nmeta['main_coc_fit']})", file=sys.stderr)
+    table = {k: {mm: float(np.mean([r[mm] for r in v])) for mm in v[0]} for k, v in rows.items()}
+    for eng in ("classical", "net", "w_only_true_cm"):
+        both = rows[f"near2far_{eng}"] + rows[f"far2near_{eng}"]
+        table[f"both_{eng}"] = {mm: float(np.mean([r[mm] for r in both])) for mm in both[0]}
+    table["weights"] = {"path": info["path"]}
+    return table
+
+
+def engine_speed(args) -> dict:
+    """12 MP: a full-resolution generic-phone scene (4032x3024), fused, then refocused far
+    by both engines; median of ``--runs``."""
+    import torch
+
+    from aifcli.fuse import fuse_pair
+    from aifcli.nets import refocus_net as RN
+    from aifcli.synth.pairs import make_pair_scene
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    model, _ = RN.load(args.weights)
+    sc = make_pair_scene(args.seed, "full", "generic-phone", noise=1.0, index=0)
+    m = sc.metadata["main"]
+    fd = float(sc.metadata["baseline_mm"] / 1000 * m["focal_px"] / m["focus_far_m"])
+    ro = RenderOptions(highlight_gain=args.highlights, threads=args.threads)
+    t0 = time.perf_counter()
+    fr = fuse_pair(sc.main_near, sc.ultrawide, "generic-phone")
+    t_fuse = time.perf_counter() - t0
+    cl_t, net_t, parts = [], [], []
+    for _ in range(args.runs):
+        t0 = time.perf_counter()
+        cl = render_defocus(fr.image, sc.disparity, sc.coc_far, focus=fd, options=ro).image
+        cl_t.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        _, meta = RN.refocus_pair_net(sc.main_near, fr.image, sc.disparity, sc.disparity, sc.coc_far, focus=fd,
+                                      classical=cl, model=model, options=ro)
+        net_t.append(time.perf_counter() - t0 + cl_t[-1])
+        parts.append(meta["timings"])
+        print("12 MP run:", round(cl_t[-1], 2), round(net_t[-1], 2), meta["timings"], file=sys.stderr)
+    return {"size": [int(sc.aif.shape[1]), int(sc.aif.shape[0])], "fuse_seconds": round(t_fuse, 2),
+            "classical_seconds_median": float(np.median(cl_t)), "net_seconds_median": float(np.median(net_t)),
+            "net_parts": parts, "torch_threads": torch.get_num_threads()}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--scenes", type=int, default=6)
@@ -310,7 +414,27 @@ def main() -> None:
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--examples", type=Path, default=None, help="write the docs pictures to this folder")
     ap.add_argument("--example-scene", type=int, default=2)
+    ap.add_argument("--engine-compare", action="store_true",
+                    help="classical vs learned refocus (weights/refocus-net.pt) on held-out scenes: seed --seed, "
+                         "presets generic-phone / iphone-13 / huawei-mate30pro cycling")
+    ap.add_argument("--engine-speed", action="store_true", help="time both engines at 12 MP")
+    ap.add_argument("--weights", default=None, help="refocus net weights (default: weights/refocus-net.pt)")
     args = ap.parse_args()
+    if args.engine_compare or args.engine_speed:
+        res = engine_compare(args) if args.engine_compare else engine_speed(args)
+        txt = json.dumps(res, indent=2)
+        print(txt)
+        if args.json:
+            args.json.write_text(txt)
+        if args.engine_compare:
+            print("\n| direction | engine | PSNR | SSIM | LPIPS | edge-band MAE | s/img |\n|---|---|---:|---:|---:|---:|---:|")
+            for k, v in res.items():
+                if k == "weights":
+                    continue
+                dirn, eng = k.split("_", 1)
+                print(f"| {dirn} | {eng} | {v['psnr']:.2f} | {v['ssim']:.4f} | {v.get('lpips', float('nan')):.4f} | "
+                      f"{v['edge_mae']:.4f} | {v.get('seconds', float('nan')):.2f} |")
+        return
     if args.examples:
         print(json.dumps(examples(args), indent=2))
         return

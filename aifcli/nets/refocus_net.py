@@ -146,7 +146,8 @@ def _build_module(config: dict[str, Any]) -> Any:
     class RefocusNet(nn.Module):
         def __init__(self) -> None:
             super().__init__()
-            self.loss_weights = (float(config.get("ssim_weight", 0.2)), float(config.get("grad_weight", 0.5)))
+            self.loss_weights = (float(config.get("ssim_weight", 0.2)), float(config.get("grad_weight", 0.5)),
+                                 float(config.get("lpips_weight", 0.0)))
             cin = 13
             self.full = ConvBlock(cin, c0)
             self.enc1 = ConvBlock(4 * cin, c1)
@@ -186,14 +187,16 @@ def build(config: dict[str, Any]) -> Any:
     return _build_module(config)
 
 
-def forward_image(model: Any, inp: np.ndarray, *, tile: int = 1024, halo: int = HALO) -> np.ndarray:
+def forward_image(model: Any, inp: np.ndarray, *, tile: int = 1536, halo: int = HALO) -> np.ndarray:
     """HxWx13 -> HxWx3 in [0, 1], tiled (same result as one pass)."""
     import torch
 
     from .tiling import tiled_forward
 
-    x = torch.from_numpy(np.ascontiguousarray(inp.transpose(2, 0, 1)))[None]
-    with torch.no_grad():
+    # HxWxC is NHWC in memory already: channels_last (oneDNN's convolutions run faster so on CPU)
+    x = torch.from_numpy(np.ascontiguousarray(inp, np.float32))[None].permute(0, 3, 1, 2)
+    model = model.to(memory_format=torch.channels_last)
+    with torch.inference_mode():
         y = tiled_forward(model, x, tile=tile, halo=halo, multiple=MULTIPLE)
     return np.clip(y[0].numpy().transpose(1, 2, 0), 0, 1).astype(np.float32)
 
@@ -207,7 +210,7 @@ def load(weights: str | Path | None = None) -> tuple[Any, dict[str, Any]]:
 def refocus_pair_net(main: np.ndarray, fused: np.ndarray, disparity: np.ndarray, order: np.ndarray,
                      coc_target: np.ndarray, *, focus: float | None = None, classical: np.ndarray | None = None,
                      model: Any = None, weights: str | Path | None = None, options: Any = None,
-                     linear: bool = False, tile: int = 1024) -> tuple[np.ndarray, dict[str, Any]]:
+                     linear: bool = False, tile: int = 1536) -> tuple[np.ndarray, dict[str, Any]]:
     """``aif refocus --engine net`` for a pair: the refocused main view (float32 HxWx3).
 
     ``main``: the main image; ``fused``: the pair's all-in-focus image (same size);
@@ -245,8 +248,10 @@ def refocus_pair_net(main: np.ndarray, fused: np.ndarray, disparity: np.ndarray,
 
 
 # --- training task -----------------------------------------------------------------------
-def _pair_scenes(src: Any, progress: Callable[[str], None] | None = None):
-    """(name, index, dict) per scene: images, disparity, CoC maps, focus disparities, ratio."""
+def _pair_scenes(src: Any):
+    """(name, index, loader) per scene; the loader gives a dict: images, disparity, CoC maps,
+    focus disparities, ratio. Generated scenes are rendered only when loaded (a cached scene
+    is never rendered)."""
     import json
 
     from .data import _ratio, iter_scenes
@@ -258,23 +263,27 @@ def _pair_scenes(src: Any, progress: Callable[[str], None] | None = None):
         from ..synth.pairs import make_pair_scene
 
         src.check()
+
+        def render(i: int, size: int, preset: str) -> dict[str, Any]:
+            ps = make_pair_scene(src.seed, size=str(size), preset=preset, index=i)
+            return {"near": ps.main_near, "far": ps.main_far, "uw": ps.ultrawide, "disparity": ps.disparity,
+                    "coc_near": ps.coc_near, "coc_far": ps.coc_far, "focus_near": focus_d(ps.metadata, "near"),
+                    "focus_far": focus_d(ps.metadata, "far"), "ratio": _ratio(ps.metadata)}
+
         for i in range(src.generate):
             size = src.sizes[i % len(src.sizes)]
             preset = src.presets[i % len(src.presets)]
-            ps = make_pair_scene(src.seed, size=str(size), preset=preset, index=i)
-            yield f"seed{src.seed}_scene{i:04d}_{preset}_{size}", i, {
-                "near": ps.main_near, "far": ps.main_far, "uw": ps.ultrawide, "disparity": ps.disparity,
-                "coc_near": ps.coc_near, "coc_far": ps.coc_far, "focus_near": focus_d(ps.metadata, "near"),
-                "focus_far": focus_d(ps.metadata, "far"), "ratio": _ratio(ps.metadata)}
+            yield (f"seed{src.seed}_scene{i:04d}_{preset}_{size}", i,
+                   lambda i=i, size=size, preset=preset: render(i, size, preset))
         return
     for sc in iter_scenes(src):
         gt = Path(src.data) / sc.name / "gt"
         meta = json.loads((gt / "metadata.json").read_text())
         disp = (meta["baseline_mm"] / 1000 * meta["main"]["focal_px"] / np.load(gt / "depth.npy")).astype(np.float32)
-        yield sc.name, sc.index, {"near": sc.main["near"], "far": sc.main["far"], "uw": sc.ultrawide,
-                                  "disparity": disp, "coc_near": sc.coc["near"], "coc_far": sc.coc["far"],
-                                  "focus_near": focus_d(meta, "near"), "focus_far": focus_d(meta, "far"),
-                                  "ratio": sc.ratio}
+        d = {"near": sc.main["near"], "far": sc.main["far"], "uw": sc.ultrawide, "disparity": disp,
+             "coc_near": sc.coc["near"], "coc_far": sc.coc["far"], "focus_near": focus_d(meta, "near"),
+             "focus_far": focus_d(meta, "far"), "ratio": sc.ratio}
+        yield sc.name, sc.index, (lambda d=d: d)
 
 
 def make_items(name: str, index: int, sc: dict[str, Any], render_threads: int = 1) -> list[dict[str, Any]]:
@@ -297,6 +306,22 @@ def make_items(name: str, index: int, sc: dict[str, Any], render_threads: int = 
     return items
 
 
+_LPIPS_NET: Any = None
+
+
+def _lpips_loss(y: Any, gt: Any) -> Any:
+    """LPIPS-Alex (aifcli.metrics, plain torch, frozen) as a loss: DC²'s perceptual term."""
+    global _LPIPS_NET
+    if _LPIPS_NET is None:
+        from ..metrics import LPIPS
+
+        _LPIPS_NET = LPIPS("alex").model
+        for p in _LPIPS_NET.parameters():
+            p.requires_grad_(False)
+    maps = _LPIPS_NET.layer_maps(y * 2 - 1, gt * 2 - 1)
+    return sum(m.mean() for m in maps)
+
+
 class RefocusTask:
     name = "refocus"
     arch = ARCH
@@ -309,7 +334,9 @@ class RefocusTask:
     notes = ("Trained on DC²'s proxy task: refocus main_near -> main_far and main_far -> main_near of "
              "synthetic pair scenes (aif synth, physically rendered thin-lens defocus with layered occlusions, "
              "sensor noise 1.0) with the ground-truth disparity and target CoC, the main's CoC estimated by "
-             "blur matching (as at inference). Loss L1 + 0.2 (1 - SSIM) + 0.5 gradient L1. Validation "
+             "blur matching (as at inference). Loss L1 + ssim_weight (1 - SSIM) + grad_weight gradient L1 + "
+             "lpips_weight LPIPS-Alex (weights in the config; the benchmark's LPIPS is the same network, so "
+             "that metric is partly trained on when lpips_weight > 0). Validation "
              "compares the net with the classical candidate (aif refocus: fuse, then render) on the fixed "
              "validation scenes (index % 8 == 0). Scene widths for --generate are 512/640/768 px (this "
              "module's SIZES, not data.TRAIN_SIZES). The benchmark (bench/bench_refocus.py --engine-compare) "
@@ -317,7 +344,7 @@ class RefocusTask:
 
     def default_config(self) -> dict[str, Any]:
         return {"c0": 8, "c1": 16, "c2": 32, "rates": [1, 2, 4, 8], "residual_scale": 0.1,
-                "ssim_weight": 0.2, "grad_weight": 0.5}
+                "ssim_weight": 0.2, "grad_weight": 0.5, "lpips_weight": 0.0}
 
     def build(self, config: dict[str, Any]) -> Any:
         return build(config)
@@ -333,14 +360,25 @@ class RefocusTask:
             src.sizes = SIZES  # laptop-sized scenes; the model card's data line says so
         threads = max(1, torch.get_num_threads())
         cv2.setNumThreads(threads)
+        from .data import _load_cached, _save_cached
+
+        cache = getattr(src, "cache", None)
         items: list[dict[str, Any]] = []
-        for name, index, sc in _pair_scenes(src):
+        for name, index, load in _pair_scenes(src):
+            cached = Path(cache) / f"refocus-{name}.npz" if cache is not None else None
+            if cached is not None and cached.exists():
+                items += _load_cached(cached, index)
+                progress(f"cached {name}")
+                continue
             t0 = time.perf_counter()
             try:
-                items += make_items(name, index, sc, threads)
+                new = make_items(name, index, load(), threads)
             except Exception as e:  # noqa: BLE001 - a scene the classical pipeline refuses teaches nothing
                 progress(f"skipped {name}: {e}")
                 continue
+            if cached is not None:
+                _save_cached(cached, new)
+            items += new
             progress(f"prepared {name} in {time.perf_counter() - t0:.1f} s")
         if not items:
             from ..errors import InputError
@@ -358,13 +396,24 @@ class RefocusTask:
 
         y = model(batch["inp"])
         a, s, g = l1(y, batch["gt"]), ssim_loss(y, batch["gt"]), gradient_loss(y, batch["gt"])
-        ws, wg = getattr(model, "loss_weights", (0.2, 0.5))
+        ws, wg, wl = getattr(model, "loss_weights", (0.2, 0.5, 0.0))
         loss = a + ws * s + wg * g
-        return loss, {"l1": float(a.detach()), "ssim": float(s.detach()), "grad": float(g.detach())}
+        parts = {"l1": float(a.detach()), "ssim": float(s.detach()), "grad": float(g.detach())}
+        if wl > 0:
+            p = _lpips_loss(y, batch["gt"])
+            loss = loss + wl * p
+            parts["lpips"] = float(p.detach())
+        return loss, parts
 
     def validate(self, model: Any, items: list[dict[str, Any]]) -> dict[str, float]:
         from ..metrics import psnr, ssim
 
+        try:
+            from ..metrics import LPIPS
+
+            lp = LPIPS("alex")
+        except Exception:  # noqa: BLE001 - LPIPS weights unavailable: PSNR/SSIM only
+            lp = None
         rows: dict[str, list[float]] = {}
         for it in items:
             inp = it["inp"].astype(np.float32)
@@ -374,6 +423,8 @@ class RefocusTask:
                              ("w_only", np.clip(inp[..., 3:6], 0, 1))):
                 rows.setdefault(f"psnr_{key}", []).append(float(psnr(img, gt)))
                 rows.setdefault(f"ssim_{key}", []).append(float(ssim(img, gt)))
+                if lp is not None and key != "w_only":
+                    rows.setdefault(f"lpips_{key}", []).append(float(lp.distance(img, gt)))
         return {k: float(np.mean(v)) for k, v in rows.items()}
 
 
