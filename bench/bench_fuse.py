@@ -320,6 +320,50 @@ def _fit(img: np.ndarray, width: int) -> np.ndarray:
     return cv2.resize(img, (width, round(h * width / w)), interpolation=cv2.INTER_AREA if width < w else cv2.INTER_NEAREST)
 
 
+def make_engine_figures(args: argparse.Namespace, out: Path) -> None:
+    """docs/LEARNED.md figures: held-out synthetic scenes (main, classical, learned, ground truth,
+    the learned masks) and the real iPhone pair (classical vs learned, 100 % crops)."""
+    from aifcli.align.pair_io import align_files, load_pair
+    from aifcli.synth.pairs import make_pair_scene
+
+    out.mkdir(parents=True, exist_ok=True)
+    for preset, idx, focus in (("iphone-13", 2, "far"), ("huawei-mate30pro", 0, "near")):
+        ps = make_pair_scene(0, size="1024", preset=preset, index=idx)
+        main = ps.main_near if focus == "near" else ps.main_far
+        fm = ps.metadata["main"]["focal_px"] / ps.metadata["main"]["width"]
+        fu = ps.metadata["ultrawide"]["focal_px"] / ps.metadata["ultrawide"]["width"]
+        cl = fuse_pair(main, ps.ultrawide, ratio=fm / fu, keep_intermediates=True)
+        nt = fuse_pair(main, ps.ultrawide, alignment=cl.alignment, engine="net", weights=args.weights,
+                       keep_intermediates=True)
+        masks = np.stack([nt.masks["main"], nt.masks["ultrawide"], nt.masks["refined"]], -1)
+        cmask = np.stack([cl.masks["main"], cl.masks["ultrawide"], cl.masks["refined"]], -1)
+        err = lambda a: np.clip(np.abs(a - ps.aif).mean(-1) * 8, 0, 1)  # noqa: E731
+        tiles = [("main", main), ("classical", cl.image), ("learned (--engine net)", nt.image),
+                 ("ground truth", ps.aif), ("classical masks R=main G=uw B=refined", cmask),
+                 ("learned masks", masks), ("|error| x8 classical", err(cl.image)), ("|error| x8 learned", err(nt.image)),
+                 ("confidence", cl.confidence)]
+        cells = [_label(_fit(_u8(im), 340), t) for t, im in tiles]
+        hmin = min(c.shape[0] for c in cells)
+        grid = np.vstack([np.hstack([c[:hmin] for c in cells[i:i + 3]]) for i in range(0, 9, 3)])
+        cv2.imwrite(str(out / f"{preset}_{idx}_{focus}.jpg"), grid, [cv2.IMWRITE_JPEG_QUALITY, 88])
+    real = Path(__file__).resolve().parents[2] / "shared" / "data" / "pairs" / "iphone11pro-wide-tele"
+    if real.is_dir():
+        p = load_pair(real / "tele_52mm_Ref_IMG_20.jpg", real / "wide_26mm_HR_IMG_20.jpg", None, None, True)
+        p, al = align_files(p, True)
+        cl = fuse_pair(p.main.pixels, p.ultrawide.pixels, alignment=al)
+        nt = fuse_pair(p.main.pixels, p.ultrawide.pixels, alignment=al, engine="net", weights=args.weights)
+        h, w = cl.image.shape[:2]
+        crops = []
+        for cy, cx in ((0.5, 0.5), (0.3, 0.85), (0.75, 0.2)):
+            y0, x0 = int(cy * h) - 200, int(cx * w) - 200
+            y0, x0 = max(0, min(h - 400, y0)), max(0, min(w - 400, x0))
+            crops.append(np.hstack([_label(_u8(im[y0:y0 + 400, x0:x0 + 400]), t) for t, im in
+                                    (("tele (main)", p.main.pixels), ("classical", cl.image), ("learned", nt.image))]))
+        cv2.imwrite(str(out / "iphone_crops.jpg"), np.vstack(crops), [cv2.IMWRITE_JPEG_QUALITY, 90])
+        print(f"iPhone pair: classical masks {cl.summary()['mask_means']}, learned {nt.summary()['mask_means']}; "
+              f"mean |learned - classical| {float(np.abs(nt.image - cl.image).mean()):.4f}", file=sys.stderr)
+
+
 def make_figures(args: argparse.Namespace, out: Path) -> None:
     from aifcli.synth.pairs import make_pair_scene
 
@@ -396,10 +440,14 @@ def main() -> None:
     ap.add_argument("--engine", default="classical", choices=("classical", "net"), help="fusion engine for --speed")
     ap.add_argument("--engine-compare", action="store_true",
                     help="classical vs learned engines on held-out scenes (Table I + Table IV-style ablation)")
+    ap.add_argument("--engine-figures", type=Path, help="write the docs/LEARNED.md figures here and exit")
     ap.add_argument("--speed-child", nargs=4, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.figures:
         make_figures(args, args.figures)
+        return
+    if args.engine_figures:
+        make_engine_figures(args, args.engine_figures)
         return
     if args.speed_child:
         print(json.dumps(speed_child(*args.speed_child)))
