@@ -215,7 +215,7 @@ def load(weights: str | None = None):
     return model
 
 
-def run_net(model, main: np.ndarray, iwc: np.ndarray, conf: np.ndarray, infield: np.ndarray, *, tile: int = 512,
+def run_net(model, main: np.ndarray, iwc: np.ndarray, conf: np.ndarray, infield: np.ndarray, *, tile: int = 1024,
             halo: int = RECEPTIVE_RADIUS, threads: int = 0) -> dict[str, np.ndarray]:
     """The network on float32 arrays of one grid (HxWx3, HxW masks), tiled; returns image, masks, refined."""
     import torch
@@ -257,24 +257,33 @@ def fuse_with_net(model, main: np.ndarray, main_t: np.ndarray, iwc: np.ndarray, 
     from ..align.pair import _resize
 
     s = net_scale(main_t.shape[:2])
+    h, w = main_t.shape[:2]
     if s < 0.999:
-        r = run_net(model, _resize(main_t, s), _resize(iwc, s), _resize(conf, s), _resize(infield, s))
-        h, w = main_t.shape[:2]
+        small_main = _resize(main_t, s)
+        r = run_net(model, small_main, _resize(iwc, s), _resize(conf, s), _resize(infield, s))
         up = lambda a: cv2.resize(a, (w, h), interpolation=cv2.INTER_LINEAR)  # noqa: E731
         masks = up(r["masks"])
-        # the net's refinement is low-resolution here: keep it as a residual on the full fuse-grid main
-        small_main = _resize(main_t, s)
-        refined = main_t + up(r["refined"] - small_main)
+        # the net's deblur residual is computed on its grid: upsampled, added to the fuse-grid main
+        d_refined = up(r["refined"] - small_main)
         # the re-alignment offset, in fuse-grid px, applied to the full fuse-grid ultra-wide
-        off = up(r["offset"]) / s
+        off = up(r["offset"]) * np.float32(1.0 / s)
         gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-        iwc_w = cv2.remap(iwc, gx + off[..., 0], gy + off[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        out_t = masks[..., 0:1] * main_t + masks[..., 1:2] * iwc_w + masks[..., 2:3] * refined
+        iwc_w = cv2.remap(iwc, cv2.add(gx, off[..., 0]), cv2.add(gy, off[..., 1]), cv2.INTER_LINEAR,
+                          borderMode=cv2.BORDER_REPLICATE)
+        # I - I_m = M_wc (I_wc - I_m) + M_d (I_d - I_m): the correction, without forming I on this grid
+        corr = cv2.subtract(iwc_w, main_t)
+        corr *= masks[..., 1:2]
+        corr += d_refined * masks[..., 2:3]
+        refined = main_t + d_refined
     else:
         r = run_net(model, main_t, iwc, conf, infield)
-        masks, refined, out_t = r["masks"], r["refined"], r["image"]
-    corr = out_t - main_t
+        masks, refined = r["masks"], r["refined"]
+        corr = r["image"] - main_t
     if corr.shape[:2] != main.shape[:2]:
-        corr = cv2.resize(corr, (main.shape[1], main.shape[0]), interpolation=cv2.INTER_LINEAR)
-    out = np.clip(main + corr, 0.0, 1.0).astype(np.float32)
+        out = np.empty(main.shape, np.float32)
+        cv2.resize(corr, (main.shape[1], main.shape[0]), dst=out, interpolation=cv2.INTER_LINEAR)
+    else:
+        out = np.ascontiguousarray(corr, dtype=np.float32)
+    cv2.add(main, out, dst=out)  # one full-resolution buffer
+    np.clip(out, 0.0, 1.0, out=out)
     return out, masks, refined
