@@ -176,6 +176,7 @@ def fuse_pair(main: np.ndarray, ultrawide: np.ndarray, preset: Any = None, *, ra
     if engine not in ("classical", "net"):
         raise UsageError(f"unknown engine {engine!r}: use classical or net")
     model = cmodel = None
+    t_load = time.perf_counter()
     if engine == "net":
         from ..nets.color_net import load as load_color
         from ..nets.fuse_net import load
@@ -183,6 +184,8 @@ def fuse_pair(main: np.ndarray, ultrawide: np.ndarray, preset: Any = None, *, ra
         model = load(weights)  # fails early, before the alignment work, when weights are missing
         cmodel = load_color()[0]
     T: dict[str, float] = {}
+    if engine == "net":  # import torch + read and check both weights files
+        T["load_models"] = time.perf_counter() - t_load
     t0 = time.perf_counter()
     al = alignment or align_pair(main, ultrawide, ratio=ratio, preset=preset, work_width=work_width,
                                  main_path=main_path, uw_path=uw_path)
