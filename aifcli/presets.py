@@ -54,13 +54,9 @@ class CameraModule:
         distance and S2 the object depth (both metres), divided by the pixel pitch.
         Accepts scalars or numpy arrays for ``depth_m``.
         """
-        f = self.focal_mm / 1000.0
-        a = f / self.f_number
-        s1 = float(focus_m)
-        if s1 <= f:
-            raise UsageError(f"focus distance {s1} m is inside the focal length")
-        c_m = a * abs(depth_m - s1) / depth_m * f / (s1 - f)  # abs() works on arrays too
-        return c_m / (self.pixel_pitch_um * 1e-6)
+        from .coc import coc_px
+
+        return coc_px(depth_m, float(focus_m), self.focal_mm, self.f_number, self.pixel_pitch_um)
 
 
 @dataclass(frozen=True)

@@ -57,22 +57,16 @@ class CocModel:
 
 def k_from_optics(focal_mm: float, f_number: float, pixel_pitch_um: float, focus_m: float) -> float:
     """K in pixels per (1/m) for DC² eq. 1: A f S1 / ((S1 - f) * pitch), A = f / N."""
-    if f_number <= 0:
-        raise UsageError(f"f-number must be positive, got {f_number}")
-    f = focal_mm / 1000.0
-    if focus_m <= f:
-        raise UsageError(f"focus distance {focus_m:g} m is inside the focal length ({focal_mm:g} mm)",
-                         hint="use a focus distance of at least a few centimetres")
-    a = f / f_number
-    return float(a * f * focus_m / (focus_m - f) / (pixel_pitch_um * 1e-6))
+    from ..coc import coc_scale_px
+
+    return float(coc_scale_px(focal_mm, f_number, pixel_pitch_um, focus_m) * focus_m)
 
 
 def coc_from_depth(depth_m: Any, focus_m: float, focal_mm: float, f_number: float, pixel_pitch_um: float) -> Any:
     """DC² eq. 1 written on depth, c = A |S2 - S1| / S2 * f / (S1 - f), in pixels (diameter)."""
-    f = focal_mm / 1000.0
-    a = f / f_number
-    s2 = np.asarray(depth_m, dtype=np.float64)
-    return a * np.abs(s2 - focus_m) / s2 * f / (focus_m - f) / (pixel_pitch_um * 1e-6)
+    from ..coc import coc_px
+
+    return coc_px(depth_m, focus_m, focal_mm, f_number, pixel_pitch_um)
 
 
 def model_from_optics(focal_mm: float, f_number: float, pixel_pitch_um: float, focus_m: float) -> CocModel:

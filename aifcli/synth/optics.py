@@ -35,11 +35,10 @@ class Lens:
         return self.focal_mm * 1000.0 / self.pixel_pitch_um
 
     def coc_scale_px(self, focus_m: float) -> float:
-        """K in pixels: c_px = K * |1 - focus / depth| (DC² eq. 1)."""
-        f = self.focal_mm / 1000.0
-        if focus_m <= f:
-            raise ValueError(f"focus distance {focus_m} m is inside the focal length")
-        return (f / self.f_number) * f / (focus_m - f) / (self.pixel_pitch_um * 1e-6)
+        """K in pixels: c_px = K * |1 - focus / depth| (DC² eq. 1, ``aifcli.coc``)."""
+        from ..coc import coc_scale_px
+
+        return coc_scale_px(self.focal_mm, self.f_number, self.pixel_pitch_um, focus_m)
 
     def coc_px(self, depth_m: np.ndarray | float, focus_m: float) -> np.ndarray | float:
         """CoC diameter in pixels (DC² eq. 1) of points at ``depth_m`` (scalar or array)."""

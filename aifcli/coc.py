@@ -1,0 +1,35 @@
+"""DC² eq. 1, the thin-lens circle of confusion: the one implementation aif uses.
+
+A lens of focal length f and aperture diameter A = f/N focused at S1 images a point at
+depth S2 as a disc of diameter
+
+    c = A |S2 - S1| / S2 * f / (S1 - f)  =  K |1 - S1 / S2|,   K = A f / (S1 - f),
+
+i.e. linear in inverse depth. In pixels both sides are divided by the pixel pitch.
+``presets.CameraModule.coc_px``, ``synth.optics.Lens`` and ``refocus.coc`` all call these
+two functions (they used to carry three copies of the formula).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .errors import UsageError
+
+
+def coc_scale_px(focal_mm: float, f_number: float, pixel_pitch_um: float, focus_m: float) -> float:
+    """K in pixels: the CoC diameter of a point at infinity, c_px = K |1 - focus / depth|."""
+    if f_number <= 0:
+        raise UsageError(f"f-number must be positive, got {f_number}")
+    f = focal_mm / 1000.0
+    if focus_m <= f:
+        raise UsageError(f"focus distance {focus_m:g} m is inside the focal length ({focal_mm:g} mm)",
+                         hint="use a focus distance of at least a few centimetres")
+    return (f / f_number) * f / (focus_m - f) / (pixel_pitch_um * 1e-6)
+
+
+def coc_px(depth_m: Any, focus_m: float, focal_mm: float, f_number: float, pixel_pitch_um: float) -> Any:
+    """CoC diameter in pixels of points at ``depth_m`` (metres; scalar or array, float64)."""
+    k = coc_scale_px(focal_mm, f_number, pixel_pitch_um, focus_m)
+    return k * np.abs(1.0 - focus_m / np.asarray(depth_m, dtype=np.float64))
