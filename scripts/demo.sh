@@ -17,12 +17,15 @@ $AIF presets match "$OUT/synth/pairs/scene_0000/"*.jpg
 
 say "aif fuse: main + ultra-wide pairs -> all-in-focus ($OUT/fused)"
 $AIF fuse "$OUT/synth/pairs" -o "$OUT/fused" --jobs 2 --debug-dir "$OUT/fused-debug"
+say "aif fuse --engine net: the same pairs with the trained networks ($OUT/fused-net)"
+$AIF fuse "$OUT/synth/pairs" -o "$OUT/fused-net" --jobs 2 --engine net
 
 say "aif stack: focus brackets -> all-in-focus + depth map ($OUT/stacked)"
 $AIF stack "$OUT/synth/brackets" -o "$OUT/stacked" --jobs 2 --format png
 
 say "aif evaluate: PSNR / SSIM / LPIPS against the ground truth"
 $AIF evaluate "$OUT/fused" "$OUT/synth/pairs" --markdown "$OUT/fuse-scores.md" --html "$OUT/fuse-report"
+$AIF evaluate "$OUT/fused-net" "$OUT/synth/pairs" --markdown "$OUT/fuse-net-scores.md"
 $AIF evaluate "$OUT/stacked" "$OUT/synth/brackets" --markdown "$OUT/stack-scores.md"
 
 say "aif refocus: a focus pull from the fused image and the scene's disparity ($OUT/refocus)"
@@ -32,6 +35,7 @@ $AIF refocus "$OUT/fused/scene_0000_main_far.jpg" --disparity "$OUT/synth/pairs/
 say "done. Results:"
 cat <<TXT
   $OUT/fused/           all-in-focus photos from the pairs (debug masks in $OUT/fused-debug/)
+  $OUT/fused-net/       the same with --engine net (learned colour + fusion)
   $OUT/stacked/         stacked brackets with depth maps and coverage charts
   $OUT/fuse-report/     HTML report (open index.html), scores in $OUT/*-scores.md
   $OUT/refocus/         a focus-pull sequence and its animated preview
