@@ -65,6 +65,19 @@ def oracle(main: np.ndarray, uw: np.ndarray, uw_map: np.ndarray, occlusion: np.n
     return compose(main, main_t, iwc, refined_main(main_t, 0.0), (1 - mm) * conf, (1 - mm) * (1 - conf))
 
 
+def score_outputs(row: dict, outs: dict, gt: np.ndarray, band: np.ndarray, infocus: np.ndarray, lp) -> None:
+    """PSNR / SSIM / LPIPS, occlusion-band RMSE and in-focus PSNR of each output, into ``row``."""
+    for k, img in outs.items():
+        img = np.clip(img, 0, 1)
+        row[f"psnr_{k}"] = psnr(img, gt)
+        row[f"ssim_{k}"] = ssim(img, gt)
+        if lp is not None:
+            row[f"lpips_{k}"] = lp(img, gt)
+        row[f"band_rmse_{k}"] = float(np.sqrt(((img - gt) ** 2)[band].mean())) if band.any() else 0.0
+        if infocus.any():
+            row[f"psnr_infocus_{k}"] = psnr(img, gt, infocus)
+
+
 def score_quality(args: argparse.Namespace) -> dict:
     from aifcli.synth.pairs import make_pair_scene
 
@@ -102,15 +115,7 @@ def score_quality(args: argparse.Namespace) -> dict:
                 row = {"preset": preset, "scene": idx, "focus": focus, "render_s": round(t_render, 2),
                        "fuse_s": round(t_full, 3), "occluded": round(float(ps.occlusion.mean()), 4),
                        "infocus": round(float(infocus.mean()), 4), "mask_means": full.summary()["mask_means"]}
-                for k, img in outs.items():
-                    img = np.clip(img, 0, 1)
-                    row[f"psnr_{k}"] = psnr(img, ps.aif)
-                    row[f"ssim_{k}"] = ssim(img, ps.aif)
-                    if lp is not None:
-                        row[f"lpips_{k}"] = lp(img, ps.aif)
-                    row[f"band_rmse_{k}"] = float(np.sqrt(((img - ps.aif) ** 2)[band].mean())) if band.any() else 0.0
-                    if infocus.any():
-                        row[f"psnr_infocus_{k}"] = psnr(img, ps.aif, infocus)
+                score_outputs(row, outs, ps.aif, band, infocus, lp)
                 rows.append(row)
                 print(f"{preset} scene {idx} {focus}: " + "  ".join(f"{k} {row[f'psnr_{k}']:.2f}" for k in METHODS)
                       + f"  (fuse {t_full:.2f} s)", file=sys.stderr)
@@ -210,15 +215,7 @@ def score_engines(args: argparse.Namespace) -> dict:
                 outs["oracle"] = oracle(main, ps.ultrawide, ps.uw_map, ps.occlusion, infocus, ps.aif, full.fuse_scale)
                 row = {"preset": preset, "scene": idx, "focus": focus, "time_classical_s": round(t_cl, 3),
                        "time_net_s": round(t_net, 3)}
-                for k, img in outs.items():
-                    img = np.clip(img, 0, 1)
-                    row[f"psnr_{k}"] = psnr(img, ps.aif)
-                    row[f"ssim_{k}"] = ssim(img, ps.aif)
-                    if lp is not None:
-                        row[f"lpips_{k}"] = lp(img, ps.aif)
-                    row[f"band_rmse_{k}"] = float(np.sqrt(((img - ps.aif) ** 2)[band].mean())) if band.any() else 0.0
-                    if infocus.any():
-                        row[f"psnr_infocus_{k}"] = psnr(img, ps.aif, infocus)
+                score_outputs(row, outs, ps.aif, band, infocus, lp)
                 rows.append(row)
                 print(f"{preset} scene {idx} {focus}: " + "  ".join(f"{k} {row[f'psnr_{k}']:.2f}" for k in outs),
                       file=sys.stderr)

@@ -51,11 +51,9 @@ def resolve(name_or_path: str | Path) -> Path:
 
 
 def sha256_file(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    from ..metrics.lpips import sha256_of  # one streaming sha256 helper for all weights files
+
+    return sha256_of(path)
 
 
 def checksum_path(path: Path) -> Path:
