@@ -150,6 +150,11 @@ def test_train_cli_bad_arguments(tmp_path):
     assert r.exit_code == 2 and "not a folder" in r.output
     r = runner.invoke(app, ["train", "nosuch", "--generate", "1", "-o", str(tmp_path / "x.pt")])
     assert r.exit_code == 2 and "unknown model" in r.output
+    r = runner.invoke(app, ["train", "fuse", "--generate", "1", "--set", "nope=1", "-o", str(tmp_path / "x.pt")])
+    assert r.exit_code == 2 and "no such config entry" in r.output
+    r = runner.invoke(app, ["train", "fuse", "--generate", "1", "--set", "c1=wide", "-o", str(tmp_path / "x.pt")])
+    assert r.exit_code == 2 and "needs an integer" in r.output
+    assert not (tmp_path / "x.pt").exists()
     with pytest.raises(UsageError):
         get_task("nosuch")
 

@@ -116,7 +116,8 @@ def train_cmd(
         try:
             config[k] = type(task.default_config()[k])(v)
         except ValueError:
-            raise UsageError(f"--set {kv!r}: {k} needs a {type(task.default_config()[k]).__name__}") from None
+            kind = {int: "an integer", float: "a number"}.get(type(task.default_config()[k]), "a value")
+            raise UsageError(f"--set {kv!r}: {k} needs {kind}") from None
     res = train(task, src, output, opts, log=(lambda m: ui.detail(m)) if not verbose else ui.info,
                 progress_factory=factory, config=config)
     if json:
