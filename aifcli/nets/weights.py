@@ -19,35 +19,34 @@ import hashlib
 import io
 import json
 import os
-import sys
 from pathlib import Path
 from typing import Any, Callable
 
 from ..errors import InputError
 
 FORMAT = 1
-
-
-def weights_dirs() -> list[Path]:
-    """Where named weights are looked for: $AIF_WEIGHTS, the source tree, the install."""
-    dirs: list[Path] = []
-    if os.environ.get("AIF_WEIGHTS"):
-        dirs.append(Path(os.environ["AIF_WEIGHTS"]))
-    dirs.append(Path(__file__).resolve().parents[2] / "weights")
-    dirs.append(Path(sys.prefix) / "share" / "aif" / "weights")
-    return dirs
+# checked models by (file sha256, arch): a second load of the same bytes (the CLI's early
+# check, then the pipeline; every pair of a batch) re-verifies the checksum but does not
+# unpickle and rebuild the network again
+_LOADED: dict[tuple[str, str], tuple[Any, dict[str, Any]]] = {}
 
 
 def resolve(name_or_path: str | Path) -> Path:
-    """``fuse-net`` / ``fuse-net.pt`` -> the first weights folder holding it; a path -> itself."""
+    """``fuse-net`` / ``fuse-net.pt`` -> the first weights folder holding it; a path -> itself.
+
+    Folders: ``aifcli.metrics.lpips.aif_weights_dirs`` ($AIF_WEIGHTS, the source tree, the
+    install). A name found nowhere resolves to the source tree's weights/, for the message.
+    """
+    from ..metrics.lpips import aif_weights_dirs
+
     p = Path(name_or_path)
     if p.suffix == ".pt" and (p.is_absolute() or len(p.parts) > 1 or p.exists()):
         return p
     fname = p.name if p.suffix == ".pt" else p.name + ".pt"
-    for d in weights_dirs():
+    for d in aif_weights_dirs():
         if (d / fname).exists():
             return d / fname
-    return weights_dirs()[1] / fname if len(weights_dirs()) > 1 else Path("weights") / fname
+    return Path(__file__).resolve().parents[2] / "weights" / fname
 
 
 def sha256_file(path: str | Path) -> str:
@@ -116,6 +115,9 @@ def load_weights(name_or_path: str | Path, *, arch: str, task: str, build: Calla
         if got != want:
             raise InputError(f"checksum mismatch (sha256 {got[:12]}..., {cpath.name} says {want[:12]}...): "
                              "the file is corrupt or was replaced", path, _fix(task))
+        if (got, arch) in _LOADED:
+            model, info = _LOADED[(got, arch)]
+            return model, {**info, "path": str(path)}
     try:
         blob = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - any unpickling failure is a corrupt file
@@ -133,6 +135,8 @@ def load_weights(name_or_path: str | Path, *, arch: str, task: str, build: Calla
     model.eval()
     info = {k: v for k, v in blob.items() if k != "state_dict"}
     info["path"] = str(path)
+    if verify:
+        _LOADED[(got, arch)] = (model, info)
     return model, info
 
 
