@@ -204,23 +204,11 @@ def build(config: dict[str, Any]) -> ColorNet:
 
 # ----------------------------------------------------------------------------- inference
 
-_CACHE: dict[str, tuple[ColorNet, dict[str, Any]]] = {}
-
-
 def load(weights: str | Path | None = None) -> tuple[ColorNet, dict[str, Any]]:
     """The colour network from ``weights`` (a path or a name in weights/; default color-net)."""
-    from .weights import load_weights, resolve, sha256_file
+    from .weights import load_weights
 
-    path = resolve(weights or DEFAULT_WEIGHTS)
-    key = str(path.resolve()) if path.exists() else str(path)
-    if key in _CACHE and path.exists():
-        model, info = _CACHE[key]
-        if info.get("_sha") == sha256_file(path):
-            return model, info
-    model, info = load_weights(path, arch=ARCH, task="color", build=build)
-    info["_sha"] = sha256_file(path)
-    _CACHE[key] = (model, info)
-    return model, info
+    return load_weights(weights or DEFAULT_WEIGHTS, arch=ARCH, task="color", build=build)
 
 
 def grid_shape(h: int, w: int, grid: int = 256) -> tuple[int, int]:
@@ -328,7 +316,7 @@ class ColorTask:
              "Validation: mean CIEDE2000 on the 128 px low band over the valid overlap (in field, not "
              "occluded), for the network and for the classical `aif colormatch` output (`iwc`) of the same "
              "items. The model is the identity transform before training (zero-initialised output, zero prior "
-             "mix). Data preparation can be cached per scene with $AIF_COLOR_CACHE=DIR.")
+             "mix). Data preparation can be cached per scene with --cache DIR (or $AIF_COLOR_CACHE=DIR).")
     GRID = (192, 256)
 
     def default_config(self) -> dict[str, Any]:
@@ -340,47 +328,28 @@ class ColorTask:
     def prepare(self, src, progress: Callable[[str], None]) -> list[dict[str, Any]]:
         """Like ``data.pair_items`` but every item shrunk at once to the 256x192 grid (bounded memory).
 
-        With $AIF_COLOR_CACHE set to a folder, each scene's small items are kept there
-        (``<scene name>.npz``) and re-used by later runs with the same data source.
+        With ``--cache DIR`` (or $AIF_COLOR_CACHE), each scene's small items are kept there
+        (``color-<scene name>.npz``) and re-used by later runs with the same data source;
+        a cached scene is not rendered again.
         """
         import os
 
-        from .data import VAL_EVERY, classical_inputs, iter_scenes
+        from .data import VAL_EVERY, _load_cached, _save_cached, classical_inputs, iter_scene_loaders
         from .data import _area as area_to
 
-        cache = Path(os.environ["AIF_COLOR_CACHE"]) if os.environ.get("AIF_COLOR_CACHE") else None
+        cache = src.cache or (Path(os.environ["AIF_COLOR_CACHE"]) if os.environ.get("AIF_COLOR_CACHE") else None)
         items: list[dict[str, Any]] = []
         g = self.GRID
         lo = (g[0] // 2, g[1] // 2)
         keys = ("src", "ref", "conf", "gt", "valid", "iwc_lo")
-        scenes = iter_scenes(src)
-        if cache is not None and src.data is None:  # render only the scenes not cached yet
-            from ..synth.pairs import make_pair_scene
-            from .data import RawScene, _ratio
-
-            def lazy():
-                for i in range(src.generate):
-                    size, preset = src.sizes[i % len(src.sizes)], src.presets[i % len(src.presets)]
-                    name = f"seed{src.seed}_scene{i:04d}_{preset}_{size}"
-                    if (cache / f"{name}.npz").exists():
-                        yield RawScene(name, i, {}, None, None, None, {}, {}, 0.0)
-                        continue
-                    ps = make_pair_scene(src.seed, size=str(size), preset=preset, index=i)
-                    yield RawScene(name, i, {"near": ps.main_near, "far": ps.main_far}, ps.ultrawide, ps.aif,
-                                   ps.occlusion, {"near": ps.infocus_near, "far": ps.infocus_far},
-                                   {"near": ps.coc_near, "far": ps.coc_far}, _ratio(ps.metadata))
-            scenes = lazy()
-        for sc in scenes:
-            cfile = cache / f"{sc.name}.npz" if cache is not None else None
+        for name, index, load_scene in iter_scene_loaders(src):
+            cfile = Path(cache) / f"color-{name}.npz" if cache is not None else None
             if cfile is not None and cfile.exists():
-                z = np.load(cfile)
-                for focus in ("near", "far"):
-                    if f"{focus}_src" in z:
-                        items.append({**{k: z[f"{focus}_{k}"] for k in keys}, "name": f"{sc.name}_{focus}",
-                                      "val": sc.index % VAL_EVERY == 0})
-                progress(f"cached {sc.name}")
+                items += _load_cached(cfile, index)
+                progress(f"cached {name}")
                 continue
-            save: dict[str, np.ndarray] = {}
+            sc = load_scene()
+            new: list[dict[str, Any]] = []
             for focus in ("near", "far"):
                 try:
                     ci = classical_inputs(sc.main[focus], sc.ultrawide, sc.ratio)
@@ -395,13 +364,10 @@ class ColorTask:
                        "iwc_lo": _area(ci["iwc"], lo)}
                 arr = {k: np.ascontiguousarray((v[..., None] if v.ndim == 2 else v).astype(np.float16))
                        for k, v in arr.items()}
-                save.update({f"{focus}_{k}": v for k, v in arr.items()})
-                items.append({**arr, "name": f"{sc.name}_{focus}", "val": sc.index % VAL_EVERY == 0})
+                new.append({**arr, "name": f"{sc.name}_{focus}", "val": sc.index % VAL_EVERY == 0})
             if cfile is not None:
-                cfile.parent.mkdir(parents=True, exist_ok=True)
-                tmp = cfile.with_name(f".{cfile.stem}.tmp.npz")
-                np.savez(tmp, **save)
-                os.replace(tmp, cfile)
+                _save_cached(cfile, new)
+            items += new
             progress(f"prepared {sc.name}")
         if not items:
             raise InputError("no usable training pairs", src.data or Path("."), "check the data folder")
