@@ -216,7 +216,7 @@ def load(weights: str | None = None):
 
 
 def run_net(model, main: np.ndarray, iwc: np.ndarray, conf: np.ndarray, infield: np.ndarray, *, tile: int = 1024,
-            halo: int = RECEPTIVE_RADIUS, threads: int = 0) -> dict[str, np.ndarray]:
+            halo: int = RECEPTIVE_RADIUS) -> dict[str, np.ndarray]:
     """The network on float32 arrays of one grid (HxWx3, HxW masks), tiled; returns image, masks, refined."""
     import torch
 
@@ -232,14 +232,8 @@ def run_net(model, main: np.ndarray, iwc: np.ndarray, conf: np.ndarray, infield:
         out, masks, refined, _, off = model(xx[:, 0:3], xx[:, 3:6], xx[:, 6:7], xx[:, 7:8])
         return torch.cat([out, masks, refined, off], 1)
 
-    old = torch.get_num_threads()
-    if threads:
-        torch.set_num_threads(threads)
-    try:
-        with torch.inference_mode():
-            y = tiled_forward(fn, x, tile=tile, halo=halo, multiple=MULTIPLE)[0].numpy().transpose(1, 2, 0)
-    finally:
-        torch.set_num_threads(old)
+    with torch.inference_mode():
+        y = tiled_forward(fn, x, tile=tile, halo=halo, multiple=MULTIPLE)[0].numpy().transpose(1, 2, 0)
     return {"image": y[..., 0:3], "masks": y[..., 3:6], "refined": y[..., 6:9], "offset": y[..., 9:11]}
 
 
