@@ -56,6 +56,17 @@ def _global_fit(s: np.ndarray, r: np.ndarray, w: np.ndarray, eps: float) -> np.n
     return M.T.astype(np.float32)  # 3x4
 
 
+def check_pair(source: np.ndarray, reference: np.ndarray, source_path=None) -> None:
+    """Both RGB, same aspect ratio within 2 %: what any colour match of the two needs."""
+    if source.ndim != 3 or source.shape[2] != 3 or reference.ndim != 3 or reference.shape[2] != 3:
+        raise InputError("colour matching needs two RGB images", source_path)
+    sh, sw = source.shape[:2]
+    rh, rw = reference.shape[:2]
+    if abs(sw / sh - rw / rh) > 0.02 * sw / sh:
+        raise InputError(f"source {sw}x{sh} and reference {rw}x{rh} have different aspect ratios", source_path,
+                         "align the images first (aif align) so they cover the same view")
+
+
 def match_colors(source: np.ndarray, reference: np.ndarray, mask: np.ndarray | None = None, *,
                  fit_width: int = 192, radius: float = 0.12, eps: float = 2e-3, min_weight: float = 0.15,
                  prefit_sigma: float = 1.0, source_path=None) -> ColorMatchResult:
@@ -66,13 +77,8 @@ def match_colors(source: np.ndarray, reference: np.ndarray, mask: np.ndarray | N
     ``reference`` may have a different size than ``source`` (it is only used coarsely).
     """
     t0 = time.perf_counter()
-    if source.ndim != 3 or source.shape[2] != 3 or reference.ndim != 3 or reference.shape[2] != 3:
-        raise InputError("colour matching needs two RGB images", source_path)
+    check_pair(source, reference, source_path)
     sh, sw = source.shape[:2]
-    rh, rw = reference.shape[:2]
-    if abs(sw / sh - rw / rh) > 0.02 * sw / sh:
-        raise InputError(f"source {sw}x{sh} and reference {rw}x{rh} have different aspect ratios", source_path,
-                         "align the images first (aif align) so they cover the same view")
     fw = min(fit_width, sw)
     fh = max(2, round(fw * sh / sw))
     s = cv2.resize(source, (fw, fh), interpolation=cv2.INTER_AREA)

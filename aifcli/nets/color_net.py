@@ -35,7 +35,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..color.local_affine import ColorMatchResult, apply_coefficients
+from ..color.local_affine import ColorMatchResult, apply_coefficients, check_pair
 from ..errors import InputError
 from .layers import ConvBlock, haar_dwt, n_params
 
@@ -252,13 +252,8 @@ def match_colors_net(source: np.ndarray, reference: np.ndarray, mask: np.ndarray
     Deterministic; the residuals are weighted RMS on the low band, against the reference.
     """
     t0 = time.perf_counter()
-    if source.ndim != 3 or source.shape[2] != 3 or reference.ndim != 3 or reference.shape[2] != 3:
-        raise InputError("colour matching needs two RGB images", source_path)
+    check_pair(source, reference, source_path)
     sh, sw = source.shape[:2]
-    rh, rw = reference.shape[:2]
-    if abs(sw / sh - rw / rh) > 0.02 * sw / sh:
-        raise InputError(f"source {sw}x{sh} and reference {rw}x{rh} have different aspect ratios", source_path,
-                         "align the images first (aif align) so they cover the same view")
     if model is None:
         model, _ = load(weights)
     t_load = time.perf_counter() - t0
