@@ -3,11 +3,12 @@ from __future__ import annotations
 
 import json
 
+import cv2
 import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from aifcli.align.pair import align_pair, fb_confidence, initial_homography
+from aifcli.align.pair import _prep, align_pair, coarse_fallback, dense_flow, fb_confidence, initial_homography
 from aifcli.cli.app import app
 from aifcli.errors import InputError
 from aifcli.fuse.toy import make_toy_pair
@@ -57,6 +58,62 @@ def test_fb_confidence_flags_inconsistent_flow():
     fw[5:10, 5:10] = 3.0  # forward moves, backward says nothing moved: inconsistent
     c = fb_confidence(fw, bw)
     assert c[7, 7] == 0 and c[15, 15] == 1
+
+
+def _defocused_background_pair(with_fg: bool, seed: int = 0, h: int = 256, w: int = 384, dx: float = 1.5,
+                                dfg: float = 12.0):
+    """CLAHE luminances of a main whose textured background is shifted by ``dx`` px and
+    heavily defocused, and a sharp, noisier ultra-wide; optionally an in-focus foreground
+    square with ``dfg`` px of parallax. Returns (main, uw, occluded, foreground)."""
+    rng = np.random.default_rng(seed)
+    tex = cv2.GaussianBlur(rng.random((h + 64, w + 64)).astype(np.float32), (0, 0), 1.2)
+    tex = (tex - tex.min()) / (tex.max() - tex.min())
+    uw = tex[32:32 + h, 32:32 + w].copy()
+    main = cv2.warpAffine(tex, np.float32([[1, 0, 32 + dx], [0, 1, 32]]), (w, h),
+                          flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)  # main(x) = uw(x + dx)
+    main = cv2.GaussianBlur(main, (0, 0), 8.0)
+    fg = np.zeros((h, w), bool)
+    occ = np.zeros((h, w), bool)
+    if with_fg:
+        x0, x1, y0, y1 = 140, 240, 70, 190
+        fgt = cv2.GaussianBlur(rng.random((h, w)).astype(np.float32), (0, 0), 2.0) * 0.5 + 0.4
+        fg[y0:y1, x0:x1] = True
+        main[fg] = fgt[fg]
+        fgu = np.zeros((h, w), bool)
+        fgu[y0:y1, int(x0 + dfg):int(x1 + dfg)] = True
+        uw[fgu] = cv2.warpAffine(fgt, np.float32([[1, 0, -dfg], [0, 1, 0]]), (w, h))[fgu]
+        xs = np.arange(w)[None, :] + dx  # where a background pixel of the main lands in the ultra-wide
+        rows = (np.arange(h)[:, None] >= y0) & (np.arange(h)[:, None] < y1)
+        occ = ~fg & rows & (xs >= x0 + dfg) & (xs < x1 + dfg)
+    uw += rng.normal(0, 0.03, uw.shape).astype(np.float32)
+    main += rng.normal(0, 0.01, main.shape).astype(np.float32)
+    g = lambda a: _prep(np.clip(np.dstack([a] * 3), 0, 1))  # noqa: E731
+    return g(main), g(uw), occ, fg
+
+
+def test_coarse_fallback_recovers_flow_behind_a_defocused_background():
+    gm, gu, _, _ = _defocused_background_pair(with_fg=False)
+    fw, bw = dense_flow(gm, gu, 1.0)
+    c = fb_confidence(fw, bw)
+    assert c.mean() < 0.5  # the fine flow follows the ultra-wide's texture and fails its check
+    f2, b2, c2 = coarse_fallback(gm, gu, fw, bw, c)
+    filled = (c2 > 0.5) & (c < 0.5)
+    assert c2.mean() > 0.9
+    assert np.median(np.abs(f2[..., 0] - 1.5)[filled]) < 0.5 and np.median(np.abs(f2[..., 1])[filled]) < 0.5
+    assert np.array_equal(c, fb_confidence(fw, bw))  # inputs untouched
+
+
+def test_coarse_fallback_keeps_out_of_occlusions():
+    """Coarse flow is smooth across the foreground's edge and passes its own check where the
+    ultra-wide sees the foreground instead of the main's background; the guard refuses it there."""
+    gm, gu, occ, fg = _defocused_background_pair(with_fg=True)
+    fw, bw = dense_flow(gm, gu, 1.0)
+    c = fb_confidence(fw, bw)
+    _, _, c2 = coarse_fallback(gm, gu, fw, bw, c)
+    assert c2[~occ & ~fg].mean() > 0.8
+    assert c2[occ].mean() < 0.2
+    _, _, c_unguarded = coarse_fallback(gm, gu, fw, bw, c, guard_px=1e9, guard_spread=1e9)
+    assert c_unguarded[occ].mean() > 0.8  # what the guard is for
 
 
 def test_unrelated_images_fail_with_a_clear_message():

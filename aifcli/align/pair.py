@@ -13,6 +13,10 @@ main view is roughly a centred, scaled crop of it, plus parallax. Stages
 4. Confidence: forward-backward consistency (EasyAIF eq. 1, with the relative
    threshold |f + b|^2 <= 0.01(|f|^2 + |b|^2) + 0.5 at flow scale) and the
    ultra-wide's field of view (pixels it does not see get zero confidence).
+5. Coarse fallback: inconsistent pixels (typically a heavily defocused background, where
+   the main lacks the texture the fine flow follows) take consistent flow from grids 2x
+   and 4x coarser when it agrees with the fine consistent flow around them
+   (``coarse_fallback``).
 
 Everything is estimated on a small grid (``work_width`` pixels wide, about 1/4 of a
 12 MP frame); the result can then warp the ultra-wide onto the main grid at any scale
@@ -364,6 +368,55 @@ def fb_confidence(fw: np.ndarray, bw: np.ndarray, rel: float = 0.01, abs_: float
     return (err <= thr).astype(np.float32)
 
 
+def coarse_fallback(gm: np.ndarray, gu: np.ndarray, fw: np.ndarray, bw: np.ndarray, cons: np.ndarray,
+                    factors: tuple[int, ...] = (2, 4), blur_sigma: float = 1.0, fb_abs: float = 0.5,
+                    guard_sigma: float = 8.0, guard_px: float = 0.5, guard_spread: float = 2.0
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Fill forward-backward-inconsistent pixels from flow on coarser grids.
+
+    Where the main is heavily defocused (a background behind a near focus) the work-grid
+    flow follows the ultra-wide's fine texture, which the main does not have, and fails the
+    consistency check over large areas although the parallax there is small and smooth.
+    On a grid ``s`` times coarser the two images look alike and DIS finds it. A coarse
+    vector is taken (``cons`` < 0.5 at work scale, consistent at its own scale with the
+    threshold scaled by ``s``) only when it is within ``guard_px * s`` of the
+    confidence-weighted mean of the fine consistent flow around it (Gaussian,
+    ``guard_sigma * s``) and that neighbourhood moves coherently (weighted standard
+    deviation below ``guard_spread * guard_px * s``): coarse flow is smooth across object
+    edges and passes its own check in occlusion bands, where it would pull the foreground
+    over the hidden background; the guard keeps it to areas whose fine neighbours all
+    move the same way, away from flow discontinuities.
+    Returns new (forward, backward, consistency), inputs untouched. On 1024-px synthetic
+    pairs focused near this raised the consistent fraction from ~0.5 to ~0.75 and the fused
+    PSNR by 0.34 dB with the occlusion-band error unchanged (docs/BENCHMARKS.md).
+    """
+    h, w = gm.shape[:2]
+    f, b, c = fw.copy(), bw.copy(), cons.copy()
+    for s in factors:
+        sz = (max(8, w // s), max(8, h // s))
+        if sz[0] >= w:
+            continue
+        fs, bs = dense_flow(cv2.resize(gm, sz, interpolation=cv2.INTER_AREA),
+                            cv2.resize(gu, sz, interpolation=cv2.INTER_AREA), blur_sigma)
+        k = np.float32(w / sz[0])
+        fs = cv2.resize(fs, (w, h), interpolation=cv2.INTER_LINEAR) * k
+        bs = cv2.resize(bs, (w, h), interpolation=cv2.INTER_LINEAR) * k
+        take = (c < 0.5) & (fb_confidence(fs, bs, abs_=fb_abs * s) > 0.5)
+        if not take.any():
+            continue
+        sg = guard_sigma * s
+        wc = cv2.GaussianBlur(cons, (0, 0), sg)
+        fbar = cv2.GaussianBlur(fw * cons[..., None], (0, 0), sg) / np.maximum(wc, 1e-3)[..., None]
+        f2 = cv2.GaussianBlur(np.sum(fw * fw, axis=-1) * cons, (0, 0), sg) / np.maximum(wc, 1e-3)
+        spread = np.sqrt(np.maximum(f2 - np.sum(fbar * fbar, axis=-1), 0))
+        tol = guard_px * s
+        take &= (wc > 0.05) & (np.linalg.norm(fs - fbar, axis=-1) < tol) & (spread < guard_spread * tol)
+        f[take] = fs[take]
+        b[take] = bs[take]
+        c[take] = 1.0
+    return f, b, c
+
+
 def photometric_agreement(main_s: np.ndarray, uwh_s: np.ndarray, fw: np.ndarray, weight: np.ndarray) -> float:
     """Correlation of mid frequencies (DoG, robust to defocus and colour) between the main and
     the flow-warped ultra-wide, weighted by ``weight``: about 0.7-1 for a true pair, near 0 for
@@ -386,12 +439,14 @@ def align_pair(main: np.ndarray, ultrawide: np.ndarray, *, ratio: float | None =
                work_width: int = 1024, n_features: int = 3000, min_inliers: int = 20,
                flow_blur: float = 1.0, min_agreement: float = 0.5, min_confident: float = 0.2,
                fb_abs: float = 0.5, occ_grow: int = 1, main_path: Any = None,
-               uw_path: Any = None) -> PairAlignment:
+               uw_path: Any = None, coarse: tuple[int, ...] = (2, 4)) -> PairAlignment:
     """Align ``ultrawide`` to ``main`` (both float32 HxWx3 RGB, any sizes).
 
     ``ratio``: 35 mm focal length of the main divided by the ultra-wide's (2 for 26/13 mm);
     default from ``preset`` (an ``aifcli.presets.Preset`` with main and ultrawide
-    cameras), else 2. Raises ``InputError`` when the images do not overlap.
+    cameras), else 2. ``coarse``: the grid factors of the fallback flow for inconsistent
+    pixels (``coarse_fallback``; ``()`` turns it off). Raises ``InputError`` when the
+    images do not overlap.
     """
     timings: dict[str, float] = {}
     T0 = time.perf_counter()
@@ -440,7 +495,10 @@ def align_pair(main: np.ndarray, ultrawide: np.ndarray, *, ratio: float | None =
                                   borderMode=cv2.BORDER_REPLICATE)
         gu = _prep(uwh)
         f, bk = dense_flow(gm_w, gu, flow_blur)
-        return uwh, gu, f, bk, fb_confidence(f, bk, abs_=fb_abs)
+        c = fb_confidence(f, bk, abs_=fb_abs)
+        if coarse:
+            f, bk, c = coarse_fallback(gm_w, gu, f, bk, c, coarse, flow_blur, fb_abs)
+        return uwh, gu, f, bk, c
 
     t0 = time.perf_counter()
     plane_choice = "focal-ratio guess" if used_prior else "dominant plane"
