@@ -112,8 +112,30 @@ def test_coarse_fallback_keeps_out_of_occlusions():
     _, _, c2 = coarse_fallback(gm, gu, fw, bw, c)
     assert c2[~occ & ~fg].mean() > 0.8
     assert c2[occ].mean() < 0.2
-    _, _, c_unguarded = coarse_fallback(gm, gu, fw, bw, c, guard_px=1e9, guard_spread=1e9)
+    _, _, c_unguarded = coarse_fallback(gm, gu, fw, bw, c, guard_px=1e9, guard_spread=1e9, photo_max=0)
     assert c_unguarded[occ].mean() > 0.8  # what the guard is for
+
+
+def test_coarse_fallback_refuses_content_the_main_does_not_show():
+    """An object in the ultra-wide that the main did not see (it moved between the exposures),
+    textured like the scene but darker: the flow around it is coherent, but the warped
+    ultra-wide does not look like the main up to defocus there, so the coarse flow is not taken."""
+    gm, gu, _, _ = _defocused_background_pair(with_fg=False)
+    other = _defocused_background_pair(with_fg=False, seed=5)[1].astype(np.float32)
+    gu = gu.copy()
+    gu[100:160, 150:260] = np.clip(other[100:160, 150:260] - 25, 0, 255).astype(np.uint8)
+    obj = np.zeros(gm.shape, bool)
+    obj[110:150, 160:250] = True
+    away = np.ones(gm.shape, bool)
+    away[60:200, 110:300] = False
+    fw, bw = dense_flow(gm, gu, 1.0)
+    c = fb_confidence(fw, bw)
+    _, _, c2 = coarse_fallback(gm, gu, fw, bw, c)
+    _, _, c_blind = coarse_fallback(gm, gu, fw, bw, c, photo_max=0)
+    assert c2[obj].mean() < 0.1
+    assert c_blind[obj].mean() > 0.3  # the geometric guard alone would have taken much of it
+    assert c2[away].mean() > c[away].mean() + 0.4  # away from it the fallback still works
+    assert np.mean(c2[away] == c_blind[away]) > 0.98
 
 
 def test_unrelated_images_fail_with_a_clear_message():

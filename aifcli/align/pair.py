@@ -368,10 +368,31 @@ def fb_confidence(fw: np.ndarray, bw: np.ndarray, rel: float = 0.01, abs_: float
     return (err <= thr).astype(np.float32)
 
 
+def defocus_matched_error(gm: np.ndarray, gu: np.ndarray, f: np.ndarray, s: float,
+                          sigmas: tuple[float, ...] = (0.0, 2.0, 4.0, 8.0)) -> np.ndarray:
+    """Local mean |main - ultra-wide warped by ``f``| (grey levels of the uint8 CLAHE luminances)
+    for the best of a few extra Gaussian blurs of the ultra-wide, both pre-blurred by ``s``.
+
+    Low where the warped ultra-wide is the same scene as the main up to the main's defocus;
+    high where it shows something else (an object that moved between the two exposures, the
+    wrong side of an occlusion), whatever the blur.
+    """
+    h, w = gm.shape[:2]
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
+    u = cv2.remap(gu.astype(np.float32), xs + f[..., 0], ys + f[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    m = cv2.GaussianBlur(gm.astype(np.float32), (0, 0), s)
+    best = None
+    for sig in sigmas:
+        ub = cv2.GaussianBlur(u, (0, 0), float(np.hypot(s, sig)))
+        e = cv2.GaussianBlur(np.abs(m - ub), (0, 0), 2.0 * s)
+        best = e if best is None else np.minimum(best, e)
+    return best
+
+
 def coarse_fallback(gm: np.ndarray, gu: np.ndarray, fw: np.ndarray, bw: np.ndarray, cons: np.ndarray,
                     factors: tuple[int, ...] = (2, 4), blur_sigma: float = 1.0, fb_abs: float = 0.5,
-                    guard_sigma: float = 8.0, guard_px: float = 0.5, guard_spread: float = 2.0
-                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                    guard_sigma: float = 8.0, guard_px: float = 0.5, guard_spread: float = 2.0,
+                    photo_max: float = 12.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Fill forward-backward-inconsistent pixels from flow on coarser grids.
 
     Where the main is heavily defocused (a background behind a near focus) the work-grid
@@ -385,7 +406,11 @@ def coarse_fallback(gm: np.ndarray, gu: np.ndarray, fw: np.ndarray, bw: np.ndarr
     deviation below ``guard_spread * guard_px * s``): coarse flow is smooth across object
     edges and passes its own check in occlusion bands, where it would pull the foreground
     over the hidden background; the guard keeps it to areas whose fine neighbours all
-    move the same way, away from flow discontinuities.
+    move the same way, away from flow discontinuities. Finally the ultra-wide warped by the
+    coarse vector must look like the main up to defocus (``defocus_matched_error`` below
+    ``photo_max`` grey levels; 0 turns the test off): on the real iPhone pair a coarse vector
+    that was geometrically right brought in an object the main did not see (a smear on a
+    wall); that test removed it, at a cost of 0.02 dB on the synthetic pairs.
     Returns new (forward, backward, consistency), inputs untouched. On 1024-px synthetic
     pairs focused near this raised the consistent fraction from ~0.5 to ~0.75 and the fused
     PSNR by 0.34 dB with the occlusion-band error unchanged (docs/BENCHMARKS.md).
@@ -411,6 +436,8 @@ def coarse_fallback(gm: np.ndarray, gu: np.ndarray, fw: np.ndarray, bw: np.ndarr
         spread = np.sqrt(np.maximum(f2 - np.sum(fbar * fbar, axis=-1), 0))
         tol = guard_px * s
         take &= (wc > 0.05) & (np.linalg.norm(fs - fbar, axis=-1) < tol) & (spread < guard_spread * tol)
+        if take.any() and photo_max > 0:
+            take &= defocus_matched_error(gm, gu, fs, s) < photo_max
         f[take] = fs[take]
         b[take] = bs[take]
         c[take] = 1.0
