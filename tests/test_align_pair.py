@@ -132,8 +132,8 @@ def test_coarse_fallback_refuses_content_the_main_does_not_show():
     c = fb_confidence(fw, bw)
     _, _, c2 = coarse_fallback(gm, gu, fw, bw, c)
     _, _, c_blind = coarse_fallback(gm, gu, fw, bw, c, photo_max=0)
-    assert c2[obj].mean() < 0.1
-    assert c_blind[obj].mean() > 0.3  # the geometric guard alone would have taken much of it
+    assert c2[obj].mean() < 0.15
+    assert c_blind[obj].mean() > 0.4  # the geometric guard alone would have taken much of it
     assert c2[away].mean() > c[away].mean() + 0.4  # away from it the fallback still works
     assert np.mean(c2[away] == c_blind[away]) > 0.98
 
