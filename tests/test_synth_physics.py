@@ -243,3 +243,26 @@ def test_spherical_aberration_rims_bokeh_in_front_and_softens_it_behind():
     cb, rb, _ = dot_profile(2.0, 0.1, 0.8)  # behind the focal plane: soft, bright centre
     cf, rf, _ = dot_profile(0.1, 2.0, 0.8)  # in front: bright rim
     assert cb > 1.5 * rb and rf > 1.5 * cf
+
+
+def test_a_floor_at_a_grazing_angle_renders_without_moire():
+    """Mip-mapped texture warp: the far part of a ground plane matches a 4x supersampled
+    render (the single blur per plane it replaced left 0.045 RMS of moire here, no filter 0.11)."""
+    import cv2
+
+    floor = lambda: Layer("floor", np.array([0, 0.15, 0.0]), EX, np.array([0, 0, 1.0]), "fractal-fine", 3,  # noqa: E731
+                          texel_m=0.001, z_max=30.0)
+    view = View.make(200.0, 256, 192)
+
+    def img(v, prefilter=True):
+        li = render_layer(floor(), v, prefilter=prefilter)
+        out = np.zeros((v.height, v.width, 4), np.float32)
+        x0, y0, x1, y1 = li.bbox
+        out[y0:y1, x0:x1] = li.rgba
+        return out
+
+    ref = cv2.resize(img(view.scaled(4)), (256, 192), interpolation=cv2.INTER_AREA)
+    far = slice(100, 130)  # just below the horizon (row ~96)
+    err = lambda a: float(np.sqrt(((a[far, :, :3] - ref[far, :, :3]) ** 2).mean()))  # noqa: E731
+    assert err(img(view)) < 0.025
+    assert err(img(view)) < 0.3 * err(img(view, prefilter=False))

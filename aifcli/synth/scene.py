@@ -208,21 +208,72 @@ def render_layer(layer: Layer, view: View, prefilter: bool = True) -> LayerImage
         return LayerImage(layer, np.zeros((0, 0, 4), np.float32), g, (0, 0, 0, 0))
     tex = layer.tex()
     M = layer.plane_to_texel() @ np.linalg.inv(layer.plane_to_pixel(view))  # pixel -> texel
-    src = tex.pixels
-    if prefilter:
-        # texels per pixel at the bbox centre: blur the texture where it is minified
-        # (a poor man's mip-map; stops moire on distant planes)
-        cxy = np.array([(x0 + x1) / 2.0, (y0 + y1) / 2.0, 1.0])
-        k = float(np.sqrt(abs(np.linalg.det(_jacobian(M, cxy)))))
-        if k > 1.3:
-            src = cv2.GaussianBlur(src, (0, 0), 0.45 * np.sqrt(k * k - 1))
-    src4 = cv2.cvtColor(src * np.asarray(layer.gain, np.float32), cv2.COLOR_RGB2RGBA)
     T = np.array([[1, 0, x0], [0, 1, y0], [0, 0, 1]], np.float64)
-    rgba = cv2.warpPerspective(src4, M @ T, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                               borderMode=tex.border)
+    src4 = cv2.cvtColor(tex.pixels * np.asarray(layer.gain, np.float32), cv2.COLOR_RGB2RGBA)
+    size = (x1 - x0, y1 - y0)
+    k = _minification(M @ T, size) if prefilter else None
+    if k is None or float(k.max()) <= 1.3:
+        rgba = cv2.warpPerspective(src4, M @ T, size, flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                                   borderMode=tex.border)
+    else:
+        rgba = _mip_warp(src4, k, M @ T, size, tex.border)
     rgba[..., 3] = alpha
     rgba[..., :3] *= alpha[..., None]
     return LayerImage(layer, rgba, g, bbox)
+
+
+def _minification(MT: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Texels per pixel along the most minified direction (the larger singular value of the
+    pixel -> texel Jacobian) at every pixel of a ``size`` (w, h) grid, float32."""
+    w, h = size
+    xs = np.arange(w, dtype=np.float64)[None, :]
+    ys = np.arange(h, dtype=np.float64)[:, None]
+    q0 = MT[0, 0] * xs + MT[0, 1] * ys + MT[0, 2]
+    q1 = MT[1, 0] * xs + MT[1, 1] * ys + MT[1, 2]
+    q2 = MT[2, 0] * xs + MT[2, 1] * ys + MT[2, 2]
+    inv = 1.0 / (q2 * q2)
+    a = (MT[0, 0] * q2 - q0 * MT[2, 0]) * inv
+    b = (MT[0, 1] * q2 - q0 * MT[2, 1]) * inv
+    c = (MT[1, 0] * q2 - q1 * MT[2, 0]) * inv
+    d = (MT[1, 1] * q2 - q1 * MT[2, 1]) * inv
+    fro = a * a + b * b + c * c + d * d
+    det = a * d - b * c
+    return np.sqrt(0.5 * (fro + np.sqrt(np.maximum(fro * fro - 4 * det * det, 0)))).astype(np.float32)
+
+
+def _mip_warp(src4: np.ndarray, k: np.ndarray, MT: np.ndarray, size: tuple[int, int], border: int,
+              max_level: int = 8) -> np.ndarray:
+    """Trilinear mip-mapping: a pyramid of the texture (``cv2.pyrDown``, the tiling border
+    kept by padding each level with ``border`` first) is warped for every level l that some
+    pixel needs, and each pixel blends the two levels around log2(k). One blur for a whole
+    plane (the old way, chosen at its centre) left the far part of a ground plane seen at a
+    grazing angle aliased into a striped moiré that differed between cameras of different
+    pixel density, so no flow could match them. OpenCV has no mip-mapped warp, hence by
+    hand.
+    """
+    lv = np.minimum(np.log2(np.maximum(k, 1.0)), max_level)
+    top = int(np.ceil(float(lv.max())))
+    out = np.zeros(k.shape + (4,), np.float32)
+    img = src4
+    for level in range(top + 1):
+        if level > 0:
+            if min(img.shape[:2]) < 16:
+                break
+            pad = cv2.copyMakeBorder(img, 8, 8, 8, 8, border)
+            img = cv2.pyrDown(pad)[4:-4, 4:-4]
+        wgt = np.clip(1.0 - np.abs(lv - level), 0.0, 1.0)
+        if level == top or min(img.shape[:2]) < 32:
+            wgt = np.where(lv >= level, 1.0, wgt)
+        if not wgt.any():
+            continue
+        sc = 0.5 ** level  # texel centres of level l: (x + 0.5) / 2^l - 0.5
+        A = np.array([[sc, 0, 0.5 * sc - 0.5], [0, sc, 0.5 * sc - 0.5], [0, 0, 1]], np.float64)
+        warped = cv2.warpPerspective(img, A @ MT, size, flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                                     borderMode=border)
+        out += warped * wgt[..., None].astype(np.float32)
+        if level == top or min(img.shape[:2]) < 32:
+            break
+    return out
 
 
 def _render_image_layer(layer: Layer, view: View) -> LayerImage:
