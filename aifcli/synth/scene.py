@@ -226,8 +226,19 @@ def _minification(MT: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """Texels per pixel along the most minified direction (the larger singular value of the
     pixel -> texel Jacobian) at every pixel of a ``size`` (w, h) grid, float32."""
     w, h = size
-    xs = np.arange(w, dtype=np.float64)[None, :]
-    ys = np.arange(h, dtype=np.float64)[:, None]
+    step = 8  # smooth: evaluated every 8 px and interpolated
+    if w > 4 * step and h > 4 * step:
+        gw, gh = -(-w // step), -(-h // step)
+        c = (step - 1) / 2  # cv2.resize by exactly `step` puts coarse sample i at i * step + c
+        coarse = _minification_at(MT, np.arange(gw) * step + c, np.arange(gh) * step + c)
+        big = cv2.resize(coarse, (gw * step, gh * step), interpolation=cv2.INTER_LINEAR)
+        return np.ascontiguousarray(big[:h, :w])
+    return _minification_at(MT, np.arange(w, dtype=np.float64), np.arange(h, dtype=np.float64))
+
+
+def _minification_at(MT: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    xs = x[None, :]
+    ys = y[:, None]
     q0 = MT[0, 0] * xs + MT[0, 1] * ys + MT[0, 2]
     q1 = MT[1, 0] * xs + MT[1, 1] * ys + MT[1, 2]
     q2 = MT[2, 0] * xs + MT[2, 1] * ys + MT[2, 2]
@@ -268,9 +279,12 @@ def _mip_warp(src4: np.ndarray, k: np.ndarray, MT: np.ndarray, size: tuple[int, 
             continue
         sc = 0.5 ** level  # texel centres of level l: (x + 0.5) / 2^l - 0.5
         A = np.array([[sc, 0, 0.5 * sc - 0.5], [0, sc, 0.5 * sc - 0.5], [0, 0, 1]], np.float64)
-        warped = cv2.warpPerspective(img, A @ MT, size, flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                                     borderMode=border)
-        out += warped * wgt[..., None].astype(np.float32)
+        rows, cols = np.flatnonzero(wgt.any(axis=1)), np.flatnonzero(wgt.any(axis=0))
+        ya, yb, xa, xb = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1  # only where this level counts
+        Tl = np.array([[1, 0, xa], [0, 1, ya], [0, 0, 1]], np.float64)
+        warped = cv2.warpPerspective(img, A @ MT @ Tl, (int(xb - xa), int(yb - ya)),
+                                     flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=border)
+        out[ya:yb, xa:xb] += warped * wgt[ya:yb, xa:xb, None].astype(np.float32)
         if level == top or min(img.shape[:2]) < 32:
             break
     return out
