@@ -417,7 +417,7 @@ def coarse_fallback(gm: np.ndarray, gu: np.ndarray, fw: np.ndarray, bw: np.ndarr
     All tests run on the coarse grid (cheap: 2 + 4 DIS passes and the tests cost ~0.1 s at
     12 MP); the decision is upsampled. Returns new (forward, backward, consistency), inputs
     untouched. On 1024-px synthetic pairs focused near this raised the consistent fraction
-    from ~0.5 to ~0.75 in the worst scenes and the fused PSNR of that group by 0.28 dB with
+    from ~0.5 to ~0.75 in the worst scenes and the fused PSNR of that group by 0.26 dB with
     the occlusion-band error unchanged (docs/BENCHMARKS.md).
     """
     h, w = gm.shape[:2]
