@@ -195,3 +195,16 @@ def test_fuse_engine_net_end_to_end_with_shipped_weights(tmp_path):
     err = lambda a: float(np.mean((a - tp.aif) ** 2))  # noqa: E731
     assert err(img) < err(tp.main_near)  # the defocused background gains detail
     assert (tmp_path / "dbg" / "o.mask_main.png").exists()
+
+
+def test_training_item_cache_round_trips(tmp_path):
+    from aifcli.nets.data import load_cached, save_cached
+
+    items = [{"x": np.arange(6, dtype=np.float16).reshape(2, 3), "val": True, "name": "scene-0", "k": 3},
+             {"x": np.zeros((2, 3), np.float16), "val": False, "name": "scene-0b", "k": 4}]
+    p = tmp_path / "sub" / "fuse-0.npz"
+    save_cached(p, items)
+    assert [f.name for f in p.parent.iterdir()] == ["fuse-0.npz"]  # written atomically, no temporary left
+    back = load_cached(p)
+    assert [b["name"] for b in back] == ["scene-0", "scene-0b"] and back[0]["val"] is True and back[1]["val"] is False
+    assert back[0]["x"].dtype == np.float16 and np.array_equal(back[0]["x"], items[0]["x"]) and back[1]["k"] == 4

@@ -329,7 +329,7 @@ class ColorTask:
         """
         import os
 
-        from .data import VAL_EVERY, _load_cached, _save_cached, classical_inputs, iter_scene_loaders
+        from .data import VAL_EVERY, classical_inputs, iter_scene_loaders, load_cached, save_cached
         from .data import _area as area_to
 
         cache = src.cache or (Path(os.environ["AIF_COLOR_CACHE"]) if os.environ.get("AIF_COLOR_CACHE") else None)
@@ -340,7 +340,7 @@ class ColorTask:
         for name, index, load_scene in iter_scene_loaders(src):
             cfile = Path(cache) / f"color-{name}.npz" if cache is not None else None
             if cfile is not None and cfile.exists():
-                items += _load_cached(cfile, index)
+                items += load_cached(cfile)
                 progress(f"cached {name}")
                 continue
             sc = load_scene()
@@ -361,7 +361,7 @@ class ColorTask:
                        for k, v in arr.items()}
                 new.append({**arr, "name": f"{sc.name}_{focus}", "val": sc.index % VAL_EVERY == 0})
             if cfile is not None:
-                _save_cached(cfile, new)
+                save_cached(cfile, new)
             items += new
             progress(f"prepared {sc.name}")
         if not items:

@@ -162,7 +162,7 @@ def pair_items(src: DataSource, progress: Callable[[str], None] | None = None) -
     for name, index, load in iter_scene_loaders(src):
         cached = src.cache / f"{name}.npz" if src.cache is not None else None
         if cached is not None and cached.exists():
-            items += _load_cached(cached, index)
+            items += load_cached(cached)
             if progress:
                 progress(f"cached {name}")
             continue
@@ -188,7 +188,7 @@ def pair_items(src: DataSource, progress: Callable[[str], None] | None = None) -
             item["scale_uw"] = float(ci["scale_uw"])
             new.append(item)
         if cached is not None:
-            _save_cached(cached, new)
+            save_cached(cached, new)
         items += new
         if progress:
             progress(f"prepared {sc.name}")
@@ -197,7 +197,10 @@ def pair_items(src: DataSource, progress: Callable[[str], None] | None = None) -
     return items
 
 
-def _save_cached(path: Path, items: list[dict[str, Any]]) -> None:
+def save_cached(path: Path, items: list[dict[str, Any]]) -> None:
+    """Write one scene's training items (dicts of arrays and scalars) to ``path`` as an
+    uncompressed .npz, atomically (temporary file, then rename); ``load_cached`` reads it.
+    Shared by the fuse, colour and refocus networks' ``--cache``."""
     import io
     import os
 
@@ -213,7 +216,8 @@ def _save_cached(path: Path, items: list[dict[str, Any]]) -> None:
     os.replace(tmp, path)
 
 
-def _load_cached(path: Path, index: int) -> list[dict[str, Any]]:
+def load_cached(path: Path) -> list[dict[str, Any]]:
+    """The items ``save_cached`` wrote to ``path``."""
     with np.load(path, allow_pickle=False) as z:
         out: list[dict[str, Any]] = [{} for _ in range(int(z["n"]))]
         for key in z.files:

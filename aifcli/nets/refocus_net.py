@@ -360,14 +360,14 @@ class RefocusTask:
             src.sizes = SIZES  # laptop-sized scenes; the model card's data line says so
         threads = max(1, torch.get_num_threads())
         cv2.setNumThreads(threads)
-        from .data import _load_cached, _save_cached
+        from .data import load_cached, save_cached
 
         cache = getattr(src, "cache", None)
         items: list[dict[str, Any]] = []
         for name, index, load in _pair_scenes(src):
             cached = Path(cache) / f"refocus-{name}.npz" if cache is not None else None
             if cached is not None and cached.exists():
-                items += _load_cached(cached, index)
+                items += load_cached(cached)
                 progress(f"cached {name}")
                 continue
             t0 = time.perf_counter()
@@ -377,7 +377,7 @@ class RefocusTask:
                 progress(f"skipped {name}: {e}")
                 continue
             if cached is not None:
-                _save_cached(cached, new)
+                save_cached(cached, new)
             items += new
             progress(f"prepared {name} in {time.perf_counter() - t0:.1f} s")
         if not items:
