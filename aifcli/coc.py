@@ -7,7 +7,8 @@ depth S2 as a disc of diameter
 
 i.e. linear in inverse depth. In pixels both sides are divided by the pixel pitch.
 ``presets.CameraModule.coc_px``, ``synth.optics.Lens`` and ``refocus.coc`` all call these
-two functions (they used to carry three copies of the formula).
+two functions (they used to carry three copies of the formula); ``ThinLens`` gives the
+first two their shared derived quantities.
 """
 from __future__ import annotations
 
@@ -33,3 +34,22 @@ def coc_px(depth_m: Any, focus_m: float, focal_mm: float, f_number: float, pixel
     """CoC diameter in pixels of points at ``depth_m`` (metres; scalar or array, float64)."""
     k = coc_scale_px(focal_mm, f_number, pixel_pitch_um, focus_m)
     return k * np.abs(1.0 - focus_m / np.asarray(depth_m, dtype=np.float64))
+
+
+class ThinLens:
+    """Derived quantities of a module with ``focal_mm``, ``f_number`` and ``pixel_pitch_um``
+    (a mixin for the preset's native module and the synthetic lens at output pitch)."""
+
+    focal_mm: float
+    f_number: float
+    pixel_pitch_um: float
+
+    @property
+    def aperture_mm(self) -> float:
+        """Entrance pupil diameter A = f / N."""
+        return self.focal_mm / self.f_number
+
+    @property
+    def focal_px(self) -> float:
+        """Focal length in pixels of this pixel pitch."""
+        return self.focal_mm * 1000.0 / self.pixel_pitch_um

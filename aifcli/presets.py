@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from .coc import ThinLens
 from .errors import InputError, UsageError
 from .io.exif import camera_summary
 
@@ -29,23 +30,13 @@ CAMERA_MAKERS = ("nikon*", "canon*", "sony*", "fujifilm*", "panasonic*", "olympu
 
 
 @dataclass(frozen=True)
-class CameraModule:
+class CameraModule(ThinLens):
     focal_mm: float
     focal_35mm: float
     f_number: float
     pixel_pitch_um: float
     width: int
     height: int
-
-    @property
-    def aperture_mm(self) -> float:
-        """Entrance pupil diameter A = f / N."""
-        return self.focal_mm / self.f_number
-
-    @property
-    def focal_px(self) -> float:
-        """Focal length in pixels of this module's full-resolution image."""
-        return self.focal_mm * 1000.0 / self.pixel_pitch_um
 
     def coc_px(self, depth_m: Any, focus_m: float) -> Any:
         """Circle-of-confusion diameter in pixels (DC² eq. 1, thin lens).

@@ -17,22 +17,16 @@ from functools import lru_cache
 import cv2
 import numpy as np
 
+from ..coc import ThinLens
+
 
 @dataclass(frozen=True)
-class Lens:
+class Lens(ThinLens):
     """A thin lens on a sensor: what the CoC needs. Pixel pitch is at the output size."""
 
     focal_mm: float
     f_number: float
     pixel_pitch_um: float
-
-    @property
-    def aperture_mm(self) -> float:
-        return self.focal_mm / self.f_number
-
-    @property
-    def focal_px(self) -> float:
-        return self.focal_mm * 1000.0 / self.pixel_pitch_um
 
     def coc_scale_px(self, focus_m: float) -> float:
         """K in pixels: c_px = K * |1 - focus / depth| (DC² eq. 1, ``aifcli.coc``)."""
