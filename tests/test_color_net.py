@@ -15,18 +15,11 @@ from aifcli.nets import color_net
 from aifcli.nets.color_net import TASK, match_colors_net
 from aifcli.nets.layers import n_params
 from aifcli.nets.weights import resolve
+from test_color import _cast  # another camera: channel mixing, gains, tone curve, vignetting
 
 runner = CliRunner()
 
 
-def _cast(img: np.ndarray) -> np.ndarray:
-    """Another camera: channel mixing, gains, a tone curve and vignetting (as in test_color)."""
-    h, w = img.shape[:2]
-    yy, xx = np.mgrid[0:h, 0:w]
-    r2 = ((xx - w / 2) ** 2 + (yy - h / 2) ** 2) / (w / 2) ** 2
-    vig = (1.0 - 0.25 * r2)[..., None]
-    M = np.array([[1.05, 0.08, 0.0], [0.02, 0.9, 0.05], [0.0, 0.1, 0.75]], np.float32)
-    return (np.clip(img @ M.T * vig + 0.03, 0, 1) ** 1.15).astype(np.float32)
 
 
 def _rms(a, b):

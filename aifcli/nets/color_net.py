@@ -36,7 +36,6 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..color.local_affine import ColorMatchResult, apply_coefficients, check_pair
-from ..errors import InputError
 from .layers import ConvBlock, haar_dwt, n_params
 
 ARCH = "aif-colornet-v1"
@@ -329,20 +328,15 @@ class ColorTask:
         """
         import os
 
-        from .data import VAL_EVERY, classical_inputs, iter_scene_loaders, load_cached, save_cached
+        from .data import VAL_EVERY, cached_scene_items, classical_inputs, iter_scene_loaders
         from .data import _area as area_to
 
         cache = src.cache or (Path(os.environ["AIF_COLOR_CACHE"]) if os.environ.get("AIF_COLOR_CACHE") else None)
-        items: list[dict[str, Any]] = []
         g = self.GRID
         lo = (g[0] // 2, g[1] // 2)
         keys = ("src", "ref", "conf", "gt", "valid", "iwc_lo")
-        for name, index, load_scene in iter_scene_loaders(src):
-            cfile = Path(cache) / f"color-{name}.npz" if cache is not None else None
-            if cfile is not None and cfile.exists():
-                items += load_cached(cfile)
-                progress(f"cached {name}")
-                continue
+
+        def make(name: str, index: int, load_scene: Any) -> list[dict[str, Any]]:
             sc = load_scene()
             new: list[dict[str, Any]] = []
             for focus in ("near", "far"):
@@ -360,12 +354,9 @@ class ColorTask:
                 arr = {k: np.ascontiguousarray((v[..., None] if v.ndim == 2 else v).astype(np.float16))
                        for k, v in arr.items()}
                 new.append({**arr, "name": f"{sc.name}_{focus}", "val": sc.index % VAL_EVERY == 0})
-            if cfile is not None:
-                save_cached(cfile, new)
-            items += new
-            progress(f"prepared {sc.name}")
-        if not items:
-            raise InputError("no usable training pairs", src.data or Path("."), "check the data folder")
+            return new
+
+        items = cached_scene_items(src, iter_scene_loaders(src), make, prefix="color-", cache=cache, progress=progress)
         for it in items:  # float32 in memory (~3 MB an item): no conversion per batch
             for k in keys:
                 it[k] = it[k].astype(np.float32)

@@ -156,24 +156,51 @@ def classical_inputs(main: np.ndarray, ultrawide: np.ndarray, ratio: float | Non
             "scale_uw": np.float32(al.scale / t)}
 
 
+def cached_scene_items(src: DataSource, scenes: Any, make: Callable[[str, int, Any], list[dict[str, Any]] | None], *,
+                       prefix: str = "", cache: Path | None = None,
+                       progress: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
+    """The training items of every scene in ``scenes`` ((name, index, loader) triples): read
+    from ``<cache>/<prefix><name>.npz`` when there (the scene is not rendered or decoded),
+    else ``make(name, index, loader)`` and written there (``save_cached``). ``make`` returns
+    None to skip a scene without caching it. ``cache`` defaults to ``src.cache``. The one
+    preparation loop of the fuse, colour and refocus networks. Raises ``InputError`` when no
+    scene gives an item."""
+    import time
+
+    say = progress or (lambda _m: None)
+    cache = cache if cache is not None else getattr(src, "cache", None)
+    items: list[dict[str, Any]] = []
+    for name, index, load in scenes:
+        path = Path(cache) / f"{prefix}{name}.npz" if cache is not None else None
+        if path is not None and path.exists():
+            items += load_cached(path)
+            say(f"cached {name}")
+            continue
+        t0 = time.perf_counter()
+        new = make(name, index, load)
+        if new is None:
+            continue
+        if path is not None:
+            save_cached(path, new)
+        items += new
+        say(f"prepared {name} in {time.perf_counter() - t0:.1f} s")
+    if not items:
+        raise InputError("no usable training pairs", Path(src.data or "."), "check the data folder")
+    return items
+
+
 def pair_items(src: DataSource, progress: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
     """Training items (two per scene), float16 arrays on the fuse grid; see the module docstring."""
-    items: list[dict[str, Any]] = []
-    for name, index, load in iter_scene_loaders(src):
-        cached = src.cache / f"{name}.npz" if src.cache is not None else None
-        if cached is not None and cached.exists():
-            items += load_cached(cached)
-            if progress:
-                progress(f"cached {name}")
-            continue
+    say = progress or (lambda _m: None)
+
+    def make(name: str, index: int, load: Callable[[], RawScene]) -> list[dict[str, Any]]:
         sc = load()
         new: list[dict[str, Any]] = []
         for focus in ("near", "far"):
             try:
                 ci = classical_inputs(sc.main[focus], sc.ultrawide, sc.ratio)
             except Exception as e:  # noqa: BLE001 - a scene the classical alignment refuses teaches nothing
-                if progress:
-                    progress(f"skipped {sc.name} {focus}: {e}")
+                say(f"skipped {sc.name} {focus}: {e}")
                 continue
             shape = ci["main"].shape[:2]
             f16 = lambda a: np.ascontiguousarray(a.astype(np.float16))  # noqa: E731
@@ -187,14 +214,9 @@ def pair_items(src: DataSource, progress: Callable[[str], None] | None = None) -
             item["val"] = sc.index % VAL_EVERY == 0
             item["scale_uw"] = float(ci["scale_uw"])
             new.append(item)
-        if cached is not None:
-            save_cached(cached, new)
-        items += new
-        if progress:
-            progress(f"prepared {sc.name}")
-    if not items:
-        raise InputError("no usable training pairs", src.data or Path("."), "check the data folder")
-    return items
+        return new
+
+    return cached_scene_items(src, iter_scene_loaders(src), make, progress=progress)
 
 
 def save_cached(path: Path, items: list[dict[str, Any]]) -> None:

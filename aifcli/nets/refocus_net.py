@@ -360,31 +360,17 @@ class RefocusTask:
             src.sizes = SIZES  # laptop-sized scenes; the model card's data line says so
         threads = max(1, torch.get_num_threads())
         cv2.setNumThreads(threads)
-        from .data import load_cached, save_cached
+        from .data import cached_scene_items
 
-        cache = getattr(src, "cache", None)
-        items: list[dict[str, Any]] = []
-        for name, index, load in _pair_scenes(src):
-            cached = Path(cache) / f"refocus-{name}.npz" if cache is not None else None
-            if cached is not None and cached.exists():
-                items += load_cached(cached)
-                progress(f"cached {name}")
-                continue
-            t0 = time.perf_counter()
+        def make(name: str, index: int, load: Any) -> list[dict[str, Any]] | None:
             try:
-                new = make_items(name, index, load(), threads)
+                return make_items(name, index, load(), threads)
             except Exception as e:  # noqa: BLE001 - a scene the classical pipeline refuses teaches nothing
                 progress(f"skipped {name}: {e}")
-                continue
-            if cached is not None:
-                save_cached(cached, new)
-            items += new
-            progress(f"prepared {name} in {time.perf_counter() - t0:.1f} s")
-        if not items:
-            from ..errors import InputError
+                return None
 
-            raise InputError("no usable training pairs", Path(src.data or "."), "check the data folder")
-        return items
+        return cached_scene_items(src, _pair_scenes(src), make, prefix="refocus-", cache=getattr(src, "cache", None),
+                                  progress=progress)
 
     def batch(self, items: list[dict[str, Any]], rng: np.random.Generator, batch: int, crop: int) -> dict[str, Any]:
         from .data import random_crops
