@@ -358,11 +358,16 @@ def dense_flow(main_s: np.ndarray, uwh_s: np.ndarray, blur_sigma: float = 1.5,
     return fw, bw
 
 
+def _sample_along(img: np.ndarray, f: np.ndarray) -> np.ndarray:
+    """``img`` at p + f(p) for every pixel p of the flow's grid (bilinear, edges replicated)."""
+    h, w = f.shape[:2]
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
+    return cv2.remap(img, xs + f[..., 0], ys + f[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
 def fb_confidence(fw: np.ndarray, bw: np.ndarray, rel: float = 0.01, abs_: float = 0.5) -> np.ndarray:
     """EasyAIF eq. 1 with a relative term: 1 where |fw(p) + bw(p + fw(p))|^2 is small."""
-    h, w = fw.shape[:2]
-    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
-    bw_w = cv2.remap(bw, xs + fw[..., 0], ys + fw[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    bw_w = _sample_along(bw, fw)
     err = np.sum((fw + bw_w) ** 2, axis=-1)
     thr = rel * (np.sum(fw ** 2, axis=-1) + np.sum(bw_w ** 2, axis=-1)) + abs_
     return (err <= thr).astype(np.float32)
@@ -378,10 +383,7 @@ def defocus_matched_error(gm: np.ndarray, gu: np.ndarray, f: np.ndarray,
     high where it shows something else (an object that moved between the two exposures, the
     wrong side of an occlusion), whatever the blur.
     """
-    h, w = gm.shape[:2]
-    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
-    u = cv2.remap(gu.astype(np.float32), xs + f[..., 0], ys + f[..., 1], cv2.INTER_LINEAR,
-                  borderMode=cv2.BORDER_REPLICATE)
+    u = _sample_along(gu.astype(np.float32), f)
     m = cv2.GaussianBlur(gm.astype(np.float32), (0, 0), 1.0)
     best = None
     for sig in sigmas:
@@ -455,11 +457,9 @@ def photometric_agreement(main_s: np.ndarray, uwh_s: np.ndarray, fw: np.ndarray,
     """Correlation of mid frequencies (DoG, robust to defocus and colour) between the main and
     the flow-warped ultra-wide, weighted by ``weight``: about 0.7-1 for a true pair, near 0 for
     unrelated images (flow cannot make unrelated textures agree)."""
-    h, w = fw.shape[:2]
-    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
+    w = fw.shape[1]
     gm = _prep(main_s).astype(np.float32)
-    gu = cv2.remap(_prep(uwh_s).astype(np.float32), xs + fw[..., 0], ys + fw[..., 1], cv2.INTER_LINEAR,
-                   borderMode=cv2.BORDER_REPLICATE)
+    gu = _sample_along(_prep(uwh_s).astype(np.float32), fw)
     s = max(1.5, w / 400)
     dog = lambda g: cv2.GaussianBlur(g, (0, 0), s) - cv2.GaussianBlur(g, (0, 0), 4 * s)  # noqa: E731
     a, b = dog(gm), dog(gu)

@@ -315,14 +315,6 @@ def _render_image_layer(layer: Layer, view: View) -> LayerImage:
     return LayerImage(layer, rgba, g, (x0, y0, x1, y1))
 
 
-def _jacobian(M: np.ndarray, p: np.ndarray) -> np.ndarray:
-    q = M @ p
-    J = np.empty((2, 2))
-    for j in range(2):
-        J[:, j] = (M[:2, j] * q[2] - q[:2] * M[2, j]) / (q[2] ** 2)
-    return J
-
-
 def blob_outline(rng: np.random.Generator, half_w: float, half_h: float, n: int = 96,
                  roughness: float = 0.18, kind: str = "blob") -> np.ndarray:
     """A closed outline (n,2) around (0,0): a Fourier-perturbed ellipse, a rectangle or a leaf."""
