@@ -12,17 +12,23 @@ as PSNR / SSIM / LPIPS for the main focused on the foreground, on the background
 total; PSNR inside the main's in-focus region (main only vs full: the ultra-wide must not
 soften it); RMSE in a band around occlusions (no-confidence vs full).
 
+Gap analysis (``--gap``): ``aif fuse`` with its flow, its confidence, or both replaced by
+the ground truth (masks and colour stay its own), to show which stage the distance to the
+oracle comes from.
+
 Speed (``--speed``): end-to-end time of one pair from JPEG files to a JPEG file (decode,
 align, colour, fuse, encode) in a fresh process, ``--runs`` times, median and per-stage
 medians, plus the process's peak RSS.
 
     nice python bench/bench_fuse.py --size 512 --scenes 4 --presets generic-phone,iphone-13
+    nice python bench/bench_fuse.py --size 1024 --scenes 3 --presets generic-phone,iphone-13,huawei-mate30pro --gap
     nice python bench/bench_fuse.py --speed --runs 5            # 12 MP synthetic pair
     nice python bench/bench_fuse.py --speed --pair MAIN.jpg UW.jpg
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import resource
@@ -221,6 +227,57 @@ def score_engines(args: argparse.Namespace) -> dict:
                       file=sys.stderr)
     methods = [k for k in ENGINE_METHODS if f"psnr_{k}" in rows[0]]
     return {"rows": rows, "table": table(rows, lp is not None, methods, ENGINE_METHODS)}
+
+
+# --- where the gap to the oracle is ------------------------------------------------------------
+GAP_METHODS = {
+    "main": "main only",
+    "full": "**aif fuse**",
+    "gt_flow": "ground-truth flow, own confidence",
+    "gt_vis": "own flow, ground-truth visibility as confidence",
+    "gt_both": "ground-truth flow and visibility (own masks and colour)",
+    "oracle": "oracle (GT flow, occlusion, in-focus)",
+}
+
+
+def score_gap(args: argparse.Namespace) -> dict:
+    """``aif fuse`` with parts of its alignment replaced by the ground truth (flow, visibility
+    as confidence, or both; masks and colour stay its own): which part of the pipeline the
+    distance to the oracle comes from."""
+    from aifcli.synth.pairs import make_pair_scene
+
+    lp = None
+    if not args.no_lpips:
+        from aifcli.metrics import lpips_distance as lp
+    rows = []
+    for preset in args.presets.split(","):
+        for idx in range(args.scenes):
+            ps = make_pair_scene(args.seed, size=args.size, preset=preset, index=idx)
+            fm = ps.metadata["main"]["focal_px"] / ps.metadata["main"]["width"]
+            fu = ps.metadata["ultrawide"]["focal_px"] / ps.metadata["ultrawide"]["width"]
+            band = cv2.dilate(ps.occlusion.astype(np.uint8), np.ones((2 * args.band + 1,) * 2, np.uint8)) > 0
+            for focus in ("near", "far"):
+                main = ps.main_near if focus == "near" else ps.main_far
+                infocus = ps.infocus_near if focus == "near" else ps.infocus_far
+                full = fuse_pair(main, ps.ultrawide, ratio=fm / fu)
+                al = full.alignment
+                h0, w0 = al.flow.shape[:2]
+                # visibility on the work grid, post-processed like align_pair's own confidence
+                vis = cv2.resize((~ps.occlusion).astype(np.float32), (w0, h0), interpolation=cv2.INTER_AREA)
+                vis = cv2.GaussianBlur(cv2.erode((vis > 0.99).astype(np.float32), np.ones((3, 3), np.uint8)), (0, 0), 1.0)
+                vis *= al.infield
+                outs = {"main": main, "full": full.image}
+                for k, a in (("gt_flow", al.with_uw_map(ps.uw_map)), ("gt_vis", dataclasses.replace(al, confidence=vis)),
+                             ("gt_both", al.with_uw_map(ps.uw_map, vis))):
+                    outs[k] = fuse_pair(main, ps.ultrawide, alignment=a, fuse_scale=full.fuse_scale).image
+                outs["oracle"] = oracle(main, ps.ultrawide, ps.uw_map, ps.occlusion, infocus, ps.aif, full.fuse_scale)
+                row = {"preset": preset, "scene": idx, "focus": focus,
+                       "confident": round(float(al.confidence.mean()), 4), "visible": round(float(vis.mean()), 4)}
+                score_outputs(row, outs, ps.aif, band, infocus, lp)
+                rows.append(row)
+                print(f"{preset} scene {idx} {focus}: " + "  ".join(f"{k} {row[f'psnr_{k}']:.2f}" for k in outs)
+                      + f"  (confident {row['confident']:.2f}, visible {row['visible']:.2f})", file=sys.stderr)
+    return {"rows": rows, "table": table(rows, lp is not None, list(GAP_METHODS), GAP_METHODS)}
 
 
 # --- speed ------------------------------------------------------------------------------------
@@ -438,6 +495,8 @@ def main() -> None:
     ap.add_argument("--engine-compare", action="store_true",
                     help="classical vs learned engines on held-out scenes (Table I + Table IV-style ablation)")
     ap.add_argument("--engine-figures", type=Path, help="write the docs/LEARNED.md figures here and exit")
+    ap.add_argument("--gap", action="store_true",
+                    help="aif fuse with ground-truth flow and/or visibility in place of its own: where the gap to the oracle is")
     ap.add_argument("--speed-child", nargs=4, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.figures:
@@ -451,6 +510,8 @@ def main() -> None:
         return
     if args.engine_compare:
         res = score_engines(args)
+    elif args.gap:
+        res = score_gap(args)
     else:
         res = run_speed(args) if args.speed else score_quality(args)
     res["command"] = " ".join(["python"] + sys.argv)

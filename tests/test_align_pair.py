@@ -45,6 +45,21 @@ def test_parallax_is_recovered_and_occlusions_get_low_confidence():
     assert w.shape == tp.main_near.shape
 
 
+def test_with_uw_map_reproduces_a_given_map():
+    """The ablation hook: a copy of an alignment whose flow gives exactly the ground-truth map
+    (the input alignment is left alone)."""
+    tp = make_toy_pair(240, 320, seed=1)
+    al = align_pair(tp.main_near, tp.ultrawide, ratio=2.0)
+    before = al.flow.copy()
+    conf = np.ones_like(al.confidence)
+    gt = al.with_uw_map(tp.uw_map, conf)
+    err = np.linalg.norm(gt.uw_map((240, 320)) - tp.uw_map, axis=-1)
+    assert np.percentile(err, 99) < 0.05, np.percentile(err, 99)
+    assert gt.confidence.min() == 1.0 and np.array_equal(al.flow, before)
+    # the alignment's own flow is off somewhere (occlusions), the replacement is not
+    assert np.linalg.norm(al.uw_map((240, 320)) - tp.uw_map, axis=-1).max() > 1.0
+
+
 def test_initial_homography_is_a_centred_scaling():
     H = initial_homography((300, 400), (300, 400), 2.0)
     p = H @ np.array([199.5, 149.5, 1.0])

@@ -26,7 +26,7 @@ All coordinates are pixel centres (x, y) with the OpenCV convention.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import cv2
@@ -121,6 +121,18 @@ class PairAlignment:
         """Residual flow after the homography, in pixels of a main grid of ``shape``."""
         s = shape[1] / self.flow.shape[1]
         return cv2.resize(self.flow, (shape[1], shape[0]), interpolation=cv2.INTER_LINEAR) * s
+
+    def with_uw_map(self, uw_map: np.ndarray, confidence: np.ndarray | None = None) -> "PairAlignment":
+        """A copy whose flow reproduces the absolute ultra-wide coordinates ``uw_map`` (HxWx2,
+        any main grid, e.g. ``aif synth``'s ground truth), with ``confidence`` (work grid;
+        default: unchanged). For ablations: how much of the fused error is the flow's."""
+        h0, w0 = self.flow.shape[:2]
+        a = self.work_scale
+        g = uw_map if uw_map.shape[:2] == (h0, w0) else cv2.resize(uw_map, (w0, h0), interpolation=cv2.INTER_AREA)
+        q = cv2.perspectiveTransform(g.reshape(1, -1, 2).astype(np.float64), np.linalg.inv(self.H)).reshape(h0, w0, 2)
+        ys, xs = np.mgrid[0:h0, 0:w0].astype(np.float64)
+        flow = np.stack([(q[..., 0] + 0.5) * a - 0.5 - xs, (q[..., 1] + 0.5) * a - 0.5 - ys], -1).astype(np.float32)
+        return replace(self, flow=flow, confidence=self.confidence if confidence is None else confidence.astype(np.float32))
 
     def to_dict(self) -> dict[str, Any]:
         return {"H": self.H.tolist(), "H_initial": self.H0.tolist(), "main_size": [self.main_shape[1], self.main_shape[0]],
