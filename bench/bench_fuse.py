@@ -84,9 +84,27 @@ def score_outputs(row: dict, outs: dict, gt: np.ndarray, band: np.ndarray, infoc
             row[f"psnr_infocus_{k}"] = psnr(img, gt, infocus)
 
 
-def score_quality(args: argparse.Namespace) -> dict:
+def bench_cases(args: argparse.Namespace, presets: list[str]):
+    """Every (scene, focus) of the benchmark: a dict with the rendered ``ps``, its focal
+    ratio, the occlusion band, the main for this focus and its in-focus mask, and the render
+    time (on the first focus of a scene)."""
     from aifcli.synth.pairs import make_pair_scene
 
+    for preset in presets:
+        for idx in range(args.scenes):
+            t0 = time.perf_counter()
+            ps = make_pair_scene(args.seed, size=args.size, preset=preset, index=idx)
+            t_render = time.perf_counter() - t0
+            fm = ps.metadata["main"]["focal_px"] / ps.metadata["main"]["width"]
+            fu = ps.metadata["ultrawide"]["focal_px"] / ps.metadata["ultrawide"]["width"]
+            band = cv2.dilate(ps.occlusion.astype(np.uint8), np.ones((2 * args.band + 1,) * 2, np.uint8)) > 0
+            for focus in ("near", "far"):
+                yield {"preset": preset, "scene": idx, "focus": focus, "ps": ps, "ratio": fm / fu, "band": band,
+                       "main": ps.main_near if focus == "near" else ps.main_far,
+                       "infocus": ps.infocus_near if focus == "near" else ps.infocus_far, "render_s": t_render}
+
+
+def score_quality(args: argparse.Namespace) -> dict:
     lp = None
     if not args.no_lpips:
         try:
@@ -96,35 +114,26 @@ def score_quality(args: argparse.Namespace) -> dict:
         except Exception as e:  # pragma: no cover
             print(f"LPIPS unavailable: {e}", file=sys.stderr)
     rows = []
-    for preset in args.presets.split(","):
-        for idx in range(args.scenes):
-            t0 = time.perf_counter()
-            ps = make_pair_scene(args.seed, size=args.size, preset=preset, index=idx)
-            t_render = time.perf_counter() - t0
-            fm = ps.metadata["main"]["focal_px"] / ps.metadata["main"]["width"]
-            fu = ps.metadata["ultrawide"]["focal_px"] / ps.metadata["ultrawide"]["width"]
-            ratio = fm / fu  # what EXIF 35 mm focal lengths give for sensors of equal aspect
-            band = cv2.dilate(ps.occlusion.astype(np.uint8), np.ones((2 * args.band + 1,) * 2, np.uint8)) > 0
-            for focus in ("near", "far"):
-                main = ps.main_near if focus == "near" else ps.main_far
-                infocus = ps.infocus_near if focus == "near" else ps.infocus_far
-                t0 = time.perf_counter()
-                full = fuse_pair(main, ps.ultrawide, ratio=ratio, keep_intermediates=True)
-                t_full = time.perf_counter() - t0
-                noconf = fuse_pair(main, ps.ultrawide, alignment=full.alignment, use_confidence=False,
-                                   fuse_scale=full.fuse_scale)
-                uw_only = full.intermediates["color_matched"]
-                if uw_only.shape != main.shape:
-                    uw_only = cv2.resize(uw_only, (main.shape[1], main.shape[0]), interpolation=cv2.INTER_LINEAR)
-                orc = oracle(main, ps.ultrawide, ps.uw_map, ps.occlusion, infocus, ps.aif, full.fuse_scale)
-                outs = {"main": main, "uw_only": uw_only, "no_conf": noconf.image, "full": full.image, "oracle": orc}
-                row = {"preset": preset, "scene": idx, "focus": focus, "render_s": round(t_render, 2),
-                       "fuse_s": round(t_full, 3), "occluded": round(float(ps.occlusion.mean()), 4),
-                       "infocus": round(float(infocus.mean()), 4), "mask_means": full.summary()["mask_means"]}
-                score_outputs(row, outs, ps.aif, band, infocus, lp)
-                rows.append(row)
-                print(f"{preset} scene {idx} {focus}: " + "  ".join(f"{k} {row[f'psnr_{k}']:.2f}" for k in METHODS)
-                      + f"  (fuse {t_full:.2f} s)", file=sys.stderr)
+    for c in bench_cases(args, args.presets.split(",")):
+        ps, main, infocus, band, preset, idx, focus = (c[k] for k in ("ps", "main", "infocus", "band", "preset", "scene", "focus"))
+        ratio, t_render = c["ratio"], c["render_s"]
+        t0 = time.perf_counter()
+        full = fuse_pair(main, ps.ultrawide, ratio=ratio, keep_intermediates=True)
+        t_full = time.perf_counter() - t0
+        noconf = fuse_pair(main, ps.ultrawide, alignment=full.alignment, use_confidence=False,
+                           fuse_scale=full.fuse_scale)
+        uw_only = full.intermediates["color_matched"]
+        if uw_only.shape != main.shape:
+            uw_only = cv2.resize(uw_only, (main.shape[1], main.shape[0]), interpolation=cv2.INTER_LINEAR)
+        orc = oracle(main, ps.ultrawide, ps.uw_map, ps.occlusion, infocus, ps.aif, full.fuse_scale)
+        outs = {"main": main, "uw_only": uw_only, "no_conf": noconf.image, "full": full.image, "oracle": orc}
+        row = {"preset": preset, "scene": idx, "focus": focus, "render_s": round(t_render, 2),
+               "fuse_s": round(t_full, 3), "occluded": round(float(ps.occlusion.mean()), 4),
+               "infocus": round(float(infocus.mean()), 4), "mask_means": full.summary()["mask_means"]}
+        score_outputs(row, outs, ps.aif, band, infocus, lp)
+        rows.append(row)
+        print(f"{preset} scene {idx} {focus}: " + "  ".join(f"{k} {row[f'psnr_{k}']:.2f}" for k in METHODS)
+              + f"  (fuse {t_full:.2f} s)", file=sys.stderr)
     return {"rows": rows, "table": table(rows, lp is not None)}
 
 
@@ -171,7 +180,6 @@ def score_engines(args: argparse.Namespace) -> dict:
     the classical and learned engines, in Table I's layout, rows ordered as an ablation."""
     from aifcli.nets.data import HELD_OUT_PRESETS
     from aifcli.nets.fuse_net import fuse_with_net, load
-    from aifcli.synth.pairs import make_pair_scene
 
     fnet = load(args.weights)
     try:
@@ -189,42 +197,35 @@ def score_engines(args: argparse.Namespace) -> dict:
         print("warning: seed/presets differ from the held-out set (seed 0; "
               f"{', '.join(HELD_OUT_PRESETS)})", file=sys.stderr)
     rows = []
-    for preset in presets:
-        for idx in range(args.scenes):
-            ps = make_pair_scene(args.seed, size=args.size, preset=preset, index=idx)
-            fm = ps.metadata["main"]["focal_px"] / ps.metadata["main"]["width"]
-            fu = ps.metadata["ultrawide"]["focal_px"] / ps.metadata["ultrawide"]["width"]
-            band = cv2.dilate(ps.occlusion.astype(np.uint8), np.ones((2 * args.band + 1,) * 2, np.uint8)) > 0
-            for focus in ("near", "far"):
-                main = ps.main_near if focus == "near" else ps.main_far
-                infocus = ps.infocus_near if focus == "near" else ps.infocus_far
-                t0 = time.perf_counter()
-                full = fuse_pair(main, ps.ultrawide, ratio=fm / fu, keep_intermediates=True)
-                t_cl = time.perf_counter() - t0
-                inter = full.intermediates
-                main_t = _resize(main, full.fuse_scale)
-                up = lambda a: a if a.shape[:2] == main.shape[:2] else cv2.resize(  # noqa: E731
-                    a, (main.shape[1], main.shape[0]), interpolation=cv2.INTER_LINEAR)
-                infield = full.alignment.infield_at(main_t.shape[:2])
-                t0 = time.perf_counter()
-                net_img, _, _ = fuse_with_net(fnet, main, main_t, inter["color_matched"], full.confidence, infield)
-                t_net = time.perf_counter() - t0 + t_cl - full.timings.get("masks", 0) - full.timings.get("blend", 0)
-                outs = {"main": main, "uwf": up(inter["flow_warped"]), "iwc": up(inter["color_matched"]),
-                        "classical": full.image, "net": net_img}
-                if match_colors_net is not None:
-                    iwc_n = match_colors_net(inter["flow_warped"], main_t, mask=full.confidence).image
-                    outs["iwc_net"] = up(iwc_n)
-                    t0 = time.perf_counter()
-                    outs["net_colornet"] = fuse_pair(main, ps.ultrawide, alignment=full.alignment, engine="net",
-                                                     weights=args.weights).image
-                    t_net = time.perf_counter() - t0 + full.timings["align"]
-                outs["oracle"] = oracle(main, ps.ultrawide, ps.uw_map, ps.occlusion, infocus, ps.aif, full.fuse_scale)
-                row = {"preset": preset, "scene": idx, "focus": focus, "time_classical_s": round(t_cl, 3),
-                       "time_net_s": round(t_net, 3)}
-                score_outputs(row, outs, ps.aif, band, infocus, lp)
-                rows.append(row)
-                print(f"{preset} scene {idx} {focus}: " + "  ".join(f"{k} {row[f'psnr_{k}']:.2f}" for k in outs),
-                      file=sys.stderr)
+    for c in bench_cases(args, presets):
+        ps, main, infocus, band, preset, idx, focus = (c[k] for k in ("ps", "main", "infocus", "band", "preset", "scene", "focus"))
+        t0 = time.perf_counter()
+        full = fuse_pair(main, ps.ultrawide, ratio=c["ratio"], keep_intermediates=True)
+        t_cl = time.perf_counter() - t0
+        inter = full.intermediates
+        main_t = _resize(main, full.fuse_scale)
+        up = lambda a: a if a.shape[:2] == main.shape[:2] else cv2.resize(  # noqa: E731
+            a, (main.shape[1], main.shape[0]), interpolation=cv2.INTER_LINEAR)
+        infield = full.alignment.infield_at(main_t.shape[:2])
+        t0 = time.perf_counter()
+        net_img, _, _ = fuse_with_net(fnet, main, main_t, inter["color_matched"], full.confidence, infield)
+        t_net = time.perf_counter() - t0 + t_cl - full.timings.get("masks", 0) - full.timings.get("blend", 0)
+        outs = {"main": main, "uwf": up(inter["flow_warped"]), "iwc": up(inter["color_matched"]),
+                "classical": full.image, "net": net_img}
+        if match_colors_net is not None:
+            iwc_n = match_colors_net(inter["flow_warped"], main_t, mask=full.confidence).image
+            outs["iwc_net"] = up(iwc_n)
+            t0 = time.perf_counter()
+            outs["net_colornet"] = fuse_pair(main, ps.ultrawide, alignment=full.alignment, engine="net",
+                                             weights=args.weights).image
+            t_net = time.perf_counter() - t0 + full.timings["align"]
+        outs["oracle"] = oracle(main, ps.ultrawide, ps.uw_map, ps.occlusion, infocus, ps.aif, full.fuse_scale)
+        row = {"preset": preset, "scene": idx, "focus": focus, "time_classical_s": round(t_cl, 3),
+               "time_net_s": round(t_net, 3)}
+        score_outputs(row, outs, ps.aif, band, infocus, lp)
+        rows.append(row)
+        print(f"{preset} scene {idx} {focus}: " + "  ".join(f"{k} {row[f'psnr_{k}']:.2f}" for k in outs),
+              file=sys.stderr)
     methods = [k for k in ENGINE_METHODS if f"psnr_{k}" in rows[0]]
     return {"rows": rows, "table": table(rows, lp is not None, methods, ENGINE_METHODS)}
 
@@ -244,39 +245,30 @@ def score_gap(args: argparse.Namespace) -> dict:
     """``aif fuse`` with parts of its alignment replaced by the ground truth (flow, visibility
     as confidence, or both; masks and colour stay its own): which part of the pipeline the
     distance to the oracle comes from."""
-    from aifcli.synth.pairs import make_pair_scene
-
     lp = None
     if not args.no_lpips:
         from aifcli.metrics import lpips_distance as lp
     rows = []
-    for preset in args.presets.split(","):
-        for idx in range(args.scenes):
-            ps = make_pair_scene(args.seed, size=args.size, preset=preset, index=idx)
-            fm = ps.metadata["main"]["focal_px"] / ps.metadata["main"]["width"]
-            fu = ps.metadata["ultrawide"]["focal_px"] / ps.metadata["ultrawide"]["width"]
-            band = cv2.dilate(ps.occlusion.astype(np.uint8), np.ones((2 * args.band + 1,) * 2, np.uint8)) > 0
-            for focus in ("near", "far"):
-                main = ps.main_near if focus == "near" else ps.main_far
-                infocus = ps.infocus_near if focus == "near" else ps.infocus_far
-                full = fuse_pair(main, ps.ultrawide, ratio=fm / fu)
-                al = full.alignment
-                h0, w0 = al.flow.shape[:2]
-                # visibility on the work grid, post-processed like align_pair's own confidence
-                vis = cv2.resize((~ps.occlusion).astype(np.float32), (w0, h0), interpolation=cv2.INTER_AREA)
-                vis = cv2.GaussianBlur(cv2.erode((vis > 0.99).astype(np.float32), np.ones((3, 3), np.uint8)), (0, 0), 1.0)
-                vis *= al.infield
-                outs = {"main": main, "full": full.image}
-                for k, a in (("gt_flow", al.with_uw_map(ps.uw_map)), ("gt_vis", dataclasses.replace(al, confidence=vis)),
-                             ("gt_both", al.with_uw_map(ps.uw_map, vis))):
-                    outs[k] = fuse_pair(main, ps.ultrawide, alignment=a, fuse_scale=full.fuse_scale).image
-                outs["oracle"] = oracle(main, ps.ultrawide, ps.uw_map, ps.occlusion, infocus, ps.aif, full.fuse_scale)
-                row = {"preset": preset, "scene": idx, "focus": focus,
-                       "confident": round(float(al.confidence.mean()), 4), "visible": round(float(vis.mean()), 4)}
-                score_outputs(row, outs, ps.aif, band, infocus, lp)
-                rows.append(row)
-                print(f"{preset} scene {idx} {focus}: " + "  ".join(f"{k} {row[f'psnr_{k}']:.2f}" for k in outs)
-                      + f"  (confident {row['confident']:.2f}, visible {row['visible']:.2f})", file=sys.stderr)
+    for c in bench_cases(args, args.presets.split(",")):
+        ps, main, infocus, band, preset, idx, focus = (c[k] for k in ("ps", "main", "infocus", "band", "preset", "scene", "focus"))
+        full = fuse_pair(main, ps.ultrawide, ratio=c["ratio"])
+        al = full.alignment
+        h0, w0 = al.flow.shape[:2]
+        # visibility on the work grid, post-processed like align_pair's own confidence
+        vis = cv2.resize((~ps.occlusion).astype(np.float32), (w0, h0), interpolation=cv2.INTER_AREA)
+        vis = cv2.GaussianBlur(cv2.erode((vis > 0.99).astype(np.float32), np.ones((3, 3), np.uint8)), (0, 0), 1.0)
+        vis *= al.infield
+        outs = {"main": main, "full": full.image}
+        for k, a in (("gt_flow", al.with_uw_map(ps.uw_map)), ("gt_vis", dataclasses.replace(al, confidence=vis)),
+                     ("gt_both", al.with_uw_map(ps.uw_map, vis))):
+            outs[k] = fuse_pair(main, ps.ultrawide, alignment=a, fuse_scale=full.fuse_scale).image
+        outs["oracle"] = oracle(main, ps.ultrawide, ps.uw_map, ps.occlusion, infocus, ps.aif, full.fuse_scale)
+        row = {"preset": preset, "scene": idx, "focus": focus,
+               "confident": round(float(al.confidence.mean()), 4), "visible": round(float(vis.mean()), 4)}
+        score_outputs(row, outs, ps.aif, band, infocus, lp)
+        rows.append(row)
+        print(f"{preset} scene {idx} {focus}: " + "  ".join(f"{k} {row[f'psnr_{k}']:.2f}" for k in outs)
+              + f"  (confident {row['confident']:.2f}, visible {row['visible']:.2f})", file=sys.stderr)
     return {"rows": rows, "table": table(rows, lp is not None, list(GAP_METHODS), GAP_METHODS)}
 
 
