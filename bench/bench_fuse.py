@@ -43,7 +43,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from aifcli.align.pair import align_pair  # noqa: E402
+from aifcli.align.pair import align_pair, soften_confidence  # noqa: E402
 from aifcli.color.local_affine import match_colors  # noqa: E402
 from aifcli.fuse.pair import _resize, compose, fuse_pair, refined_main  # noqa: E402
 from aifcli.metrics import psnr, ssim  # noqa: E402
@@ -254,10 +254,9 @@ def score_gap(args: argparse.Namespace) -> dict:
         full = fuse_pair(main, ps.ultrawide, ratio=c["ratio"])
         al = full.alignment
         h0, w0 = al.flow.shape[:2]
-        # visibility on the work grid, post-processed like align_pair's own confidence
+        # visibility on the work grid, through align_pair's own confidence post-processing
         vis = cv2.resize((~ps.occlusion).astype(np.float32), (w0, h0), interpolation=cv2.INTER_AREA)
-        vis = cv2.GaussianBlur(cv2.erode((vis > 0.99).astype(np.float32), np.ones((3, 3), np.uint8)), (0, 0), 1.0)
-        vis *= al.infield
+        vis = soften_confidence(vis > 0.99, al.infield)
         outs = {"main": main, "full": full.image}
         for k, a in (("gt_flow", al.with_uw_map(ps.uw_map)), ("gt_vis", dataclasses.replace(al, confidence=vis)),
                      ("gt_both", al.with_uw_map(ps.uw_map, vis))):

@@ -465,6 +465,22 @@ def coarse_fallback(gm: np.ndarray, gu: np.ndarray, fw: np.ndarray, bw: np.ndarr
     return f, b, c
 
 
+def soften_confidence(consistent: np.ndarray, infield: np.ndarray, occ_grow: int = 1) -> np.ndarray:
+    """A 0/1 'this flow is right' map on the work grid -> the soft confidence the fusion uses.
+
+    Occlusions are thin at work scale: isolated 'confident' specks are dropped (opening),
+    low-confidence areas grow by ``occ_grow`` pixels (elliptical erosion), the edge of the
+    ultra-wide's field is pulled in by a pixel, and the result is softened (sigma 1 px).
+    Used by ``align_pair`` on its forward-backward consistency and by the benchmark on
+    ground-truth visibility, so both go through the same post-processing."""
+    k = np.ones((3, 3), np.uint8)
+    conf = cv2.morphologyEx(np.asarray(consistent, np.float32), cv2.MORPH_OPEN, k)
+    ke = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * occ_grow + 1,) * 2) if occ_grow > 0 else k
+    conf = cv2.erode(conf, ke) * cv2.erode(np.asarray(infield, np.float32), k)
+    conf = cv2.GaussianBlur(conf, (0, 0), 1.0)
+    return np.clip(conf, 0, 1).astype(np.float32)
+
+
 def photometric_agreement(main_s: np.ndarray, uwh_s: np.ndarray, fw: np.ndarray, weight: np.ndarray) -> float:
     """Correlation of mid frequencies (DoG, robust to defocus and colour) between the main and
     the flow-warped ultra-wide, weighted by ``weight``: about 0.7-1 for a true pair, near 0 for
@@ -577,13 +593,7 @@ def align_pair(main: np.ndarray, ultrawide: np.ndarray, *, ratio: float | None =
     if inf.mean() < 0.2:
         raise InputError(f"cannot align the pair: the ultra-wide covers only {inf.mean():.0%} of the main view",
                          uw_path, "check that the files are a main + ultra-wide pair of the same scene")
-    # Occlusions are thin at work scale: grow low-confidence areas by a pixel, soften edges.
-    k = np.ones((3, 3), np.uint8)
-    conf = cv2.morphologyEx(cons, cv2.MORPH_OPEN, k)  # drop isolated 'confident' specks
-    ke = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * occ_grow + 1,) * 2) if occ_grow > 0 else k
-    conf = cv2.erode(conf, ke) * cv2.erode(inf, k)
-    conf = cv2.GaussianBlur(conf, (0, 0), 1.0)
-    al.confidence = np.clip(conf, 0, 1).astype(np.float32)
+    al.confidence = soften_confidence(cons, inf, occ_grow)
     al.infield = inf
     # Is this a pair at all? Unrelated images leave the flow inconsistent almost everywhere
     # (confident fraction < 0.1 measured) and their mid frequencies uncorrelated even after
