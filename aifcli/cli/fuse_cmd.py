@@ -35,6 +35,11 @@ def fuse_cmd(
     no_swap: NoSwapOpt = False,
     no_confidence: Annotated[bool, typer.Option("--no-confidence", help="Ablation: trust the flow everywhere "
                                                                           "(ghosts at occlusions).")] = False,
+    no_content_check: Annotated[bool, typer.Option("--no-content-check", help="Also take the ultra-wide where it "
+                                                                                "shows other content than the main "
+                                                                                "(by default, objects that moved "
+                                                                                "between the two exposures keep the "
+                                                                                "main).")] = False,
     main_bias: Annotated[float, typer.Option("--main-bias", help="The main keeps a region while its fine detail is at "
                                                                  "least this fraction of the ultra-wide's.",
                                              min=0.01, max=10.0)] = 0.7,
@@ -70,7 +75,8 @@ def fuse_cmd(
     The ultra-wide is aligned (focal-ratio guess, SIFT + MAGSAC homography, DIS flow both
     ways), colour-matched to the main (local affine on low frequencies), and blended in
     across scales with three masks summing to one: the main where it is sharp, the ultra-wide
-    where the main is defocused and the alignment is confident, a refined main at occlusions.
+    where the main is defocused and the alignment is confident, a refined main at occlusions
+    and where the ultra-wide shows other content (something moved between the exposures).
     The main's colours and low frequencies always stay. Roles come from EXIF focal lengths
     (or the geometry) and are swapped with a warning when the arguments are the other way
     round. With --engine net the colour transform comes from color-net and the masks, a small
@@ -82,7 +88,7 @@ def fuse_cmd(
     ui = UI(quiet, verbose, json, debug)
     params = dict(preset=preset, ratio=ratio, overwrite=overwrite, quality=quality, detect_swap=not no_swap,
                   use_confidence=not no_confidence, main_bias=main_bias, fuse_scale=fuse_scale, engine=engine,
-                  weights=str(weights) if weights else None)
+                  weights=str(weights) if weights else None, content_check=not no_content_check)
     if engine not in ("classical", "net"):
         raise UsageError(f"unknown --engine {engine!r}", hint="use classical or net")
     if engine == "net":
@@ -124,6 +130,9 @@ def fuse_cmd(
     ui.info(f"wrote {output}  ({tm['total']:.2f} s; {al.get('inliers')} inliers, "
             f"main {info['mask_means']['main']:.0%} / ultra-wide {info['mask_means']['ultrawide']:.0%} / "
             f"refined {info['mask_means']['refined']:.0%})")
+    if info.get("content_rejected_fraction", 0) >= 0.0001:
+        ui.info(f"{info['content_rejected_fraction']:.2%} of the frame kept the main where the ultra-wide shows other "
+                "content (moved between the exposures?); --no-content-check takes it anyway")
     ui.detail("timings: " + ", ".join(f"{k} {v:.3f}s" for k, v in tm.items()))
     if debug_dir:
         ui.info(f"intermediates in {debug_dir}/")

@@ -45,11 +45,13 @@ class FuseResult:
     timings: dict[str, float] = field(default_factory=dict)
     intermediates: dict[str, np.ndarray] = field(default_factory=dict)
     engine: str = "classical"
+    content_rejected: float = 0.0  # fraction of the frame the content check took from the ultra-wide
 
     def summary(self) -> dict[str, Any]:
         out: dict[str, Any] = {"engine": self.engine, "fuse_scale": round(self.fuse_scale, 4),
                                "mask_means": {k: round(float(v.mean()), 4) for k, v in self.masks.items()},
                                "confident_fraction": round(float(self.confidence.mean()), 4),
+                               "content_rejected_fraction": round(self.content_rejected, 4),
                                "color": self.color, "timings": {k: round(v, 4) for k, v in self.timings.items()}}
         if self.alignment is not None:
             a = self.alignment.to_dict()
@@ -88,6 +90,39 @@ def main_mask(main: np.ndarray, uw: np.ndarray, infield: np.ndarray, *, bias: fl
     if grow > 0:
         m = cv2.dilate(m, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1)))
     return np.clip(cv2.GaussianBlur(m, (0, 0), 1.5), 0, 1)
+
+
+def content_agreement(uw: np.ndarray, main_t: np.ndarray, global_matrix: np.ndarray | None = None,
+                      sigma: float = 6.0, lo: float = 0.12, hi: float = 0.24) -> np.ndarray:
+    """1 where the aligned ultra-wide shows the same content as the main at low frequencies,
+    falling to 0 where they differ by more than defocus and colour could explain.
+
+    The forward-backward check cannot see an object that moved between the two exposures
+    (a bus in the wide frame, a wall in the tele): the flow can be consistent on it. The
+    ultra-wide gets the colour match's *global* 3x4 transform ``global_matrix`` (the local
+    one can absorb a moving object's colour: it is fitted over windows a quarter of the
+    frame wide), both are blurred by ``sigma`` fuse-grid pixels, and the largest channel
+    difference is ramped from 1 at ``lo`` to 0 at ``hi``. Correctly aligned content differs
+    by at most 0.114 (99.99th percentile of confident, correctly aligned pixels over the 18
+    benchmark pairs, main focused near or far; 0.093 on the real iPhone pair) while the bus
+    that moved on the real iPhone pair differs by 0.37. Computed on a 4x coarser grid (a
+    Gaussian of sigma/4 there) and upsampled."""
+    h, w = main_t.shape[:2]
+    q = 4 if min(h, w) >= 64 else 1
+    small = (max(1, w // q), max(1, h // q))
+    a = cv2.resize(uw, small, interpolation=cv2.INTER_AREA)
+    b = cv2.resize(main_t, small, interpolation=cv2.INTER_AREA)
+    if global_matrix is not None:
+        G = np.asarray(global_matrix, np.float32)
+        a = np.clip(cv2.transform(a, G), 0.0, 1.0)  # A @ rgb + b per pixel
+    sg = sigma / q
+    d = cv2.absdiff(cv2.GaussianBlur(a, (0, 0), sg), cv2.GaussianBlur(b, (0, 0), sg))
+    d = d.max(axis=-1) if d.ndim == 3 else d
+    # the blur halves the difference at an object's ends: widen the rejection by ~sigma
+    r = max(1, int(round(sigma / q)))
+    d = cv2.dilate(d, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1,) * 2))
+    f = np.clip((hi - d) / (hi - lo), 0.0, 1.0).astype(np.float32)
+    return np.clip(cv2.resize(f, (w, h), interpolation=cv2.INTER_LINEAR), 0, 1) if q > 1 else f
 
 
 def _levels_for(shape: tuple[int, int], coarsest: int = 24) -> int:
@@ -161,11 +196,13 @@ def fuse_pair(main: np.ndarray, ultrawide: np.ndarray, preset: Any = None, *, ra
               alignment: PairAlignment | None = None, fuse_scale: float | None = None, use_confidence: bool = True,
               main_bias: float = 0.7, sharpen: float = 0.5, levels: int | None = None, work_width: int = 1024,
               keep_intermediates: bool = False, main_path: Any = None, uw_path: Any = None,
-              engine: str = "classical", weights: str | None = None) -> FuseResult:
+              engine: str = "classical", weights: str | None = None, content_check: bool = True) -> FuseResult:
     """All-in-focus main view from ``main`` and ``ultrawide`` (float32 HxWx3 RGB [0,1]).
 
     ``preset``/``ratio`` give the focal ratio for the initial guess (see ``align_pair``);
     ``use_confidence=False`` trusts the flow everywhere (an ablation: ghosts at occlusions);
+    ``content_check``: also distrust the flow where the colour-matched ultra-wide shows other
+    content than the main (objects that moved between the exposures; ``content_agreement``);
     ``main_bias``: the main keeps a pixel while its detail is at least this fraction of the
     ultra-wide's; ``sharpen``: unsharp amount of the refined main.
     ``engine``: "classical" (the masks above) or "net" (the colour transform comes from
@@ -206,6 +243,11 @@ def fuse_pair(main: np.ndarray, ultrawide: np.ndarray, preset: Any = None, *, ra
     else:
         cm = match_colors(uwf, main_t, mask=conf)
     iwc = cm.image
+    content_rejected = 0.0
+    if use_confidence and content_check:
+        checked = conf * content_agreement(uwf, main_t, cm.global_matrix)
+        content_rejected = float(conf.mean() - checked.mean())
+        conf = checked
     T["color"] = time.perf_counter() - t0
     if model is not None:
         from ..nets.fuse_net import fuse_with_net
@@ -237,4 +279,5 @@ def fuse_pair(main: np.ndarray, ultrawide: np.ndarray, preset: Any = None, *, ra
                  "mask_main": mm, "mask_ultrawide": m_wc, "mask_refined": m_d}
     res = FuseResult(out, {"main": mm, "ultrawide": m_wc, "refined": m_d}, conf, al, t, cm.to_dict(), T, inter)
     res.engine = engine
+    res.content_rejected = content_rejected
     return res
