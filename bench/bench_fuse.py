@@ -465,6 +465,22 @@ def make_figures(args: argparse.Namespace, out: Path) -> None:
             "H", "inliers", "matches", "residual_px", "scale_uw_px_per_main_px", "confident_fraction", "agreement",
             "flow_median_px")}, indent=1) + "\n")
         print(f"iPhone: {info['inliers']}/{info['matches']} inliers, residual {info['residual_px']} px", file=sys.stderr)
+        # the content check: 2x crops around the largest change it makes (an object that moved)
+        on = fuse_pair(m, p.ultrawide.pixels, alignment=al, keep_intermediates=True)
+        off = fuse_pair(m, p.ultrawide.pixels, alignment=al, fuse_scale=on.fuse_scale, content_check=False)
+        d = cv2.GaussianBlur(np.abs(on.image - off.image).max(axis=2), (0, 0), 8.0)
+        cy, cx = np.unravel_index(int(np.argmax(d)), d.shape)
+        r = 90
+        y0, x0 = int(np.clip(cy - r, 0, H - 2 * r)), int(np.clip(cx - 2 * r, 0, W - 4 * r))
+        uwf = cv2.resize(on.intermediates["flow_warped"], (W, H), interpolation=cv2.INTER_LINEAR)
+        crop = lambda a: cv2.resize(_u8(a[y0:y0 + 2 * r, x0:x0 + 4 * r]), None, fx=2, fy=2,  # noqa: E731
+                                    interpolation=cv2.INTER_NEAREST)
+        tiles = [("tele (main)", m), ("wide, flow-warped", uwf), ("--no-content-check", off.image), ("aif fuse", on.image)]
+        cells = [_label(crop(a), t) for t, a in tiles]
+        cv2.imwrite(str(out / "iphone_moved_object.jpg"), np.vstack([np.hstack(cells[:2]), np.hstack(cells[2:])]),
+                    [cv2.IMWRITE_JPEG_QUALITY, 90])
+        print(f"iPhone moved object: crop at x {x0}, y {y0} (content check took {on.content_rejected:.2%} of the frame)",
+              file=sys.stderr)
 
 
 def main() -> None:

@@ -117,12 +117,13 @@ def content_agreement(uw: np.ndarray, main_t: np.ndarray, global_matrix: np.ndar
         a = np.clip(cv2.transform(a, G), 0.0, 1.0)  # A @ rgb + b per pixel
     sg = sigma / q
     d = cv2.absdiff(cv2.GaussianBlur(a, (0, 0), sg), cv2.GaussianBlur(b, (0, 0), sg))
-    d = d.max(axis=-1) if d.ndim == 3 else d
+    if d.ndim == 3:  # largest channel difference (cv2.max: numpy's max over the last axis is 20x slower)
+        d = cv2.max(cv2.max(d[..., 0], d[..., 1]), d[..., 2])
     # the blur halves the difference at an object's ends: widen the rejection by ~sigma
     r = max(1, int(round(sigma / q)))
     d = cv2.dilate(d, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1,) * 2))
     f = np.clip((hi - d) / (hi - lo), 0.0, 1.0).astype(np.float32)
-    return np.clip(cv2.resize(f, (w, h), interpolation=cv2.INTER_LINEAR), 0, 1) if q > 1 else f
+    return cv2.resize(f, (w, h), interpolation=cv2.INTER_LINEAR) if q > 1 else f  # linear: stays in [0, 1]
 
 
 def _levels_for(shape: tuple[int, int], coarsest: int = 24) -> int:
