@@ -16,12 +16,17 @@ Gap analysis (``--gap``): ``aif fuse`` with its flow, its confidence, or both re
 the ground truth (masks and colour stay its own), to show which stage the distance to the
 oracle comes from.
 
+Content check (``--content-check-ab``): ``aif fuse`` with its content check (objects that
+moved between the exposures) off and on, same alignment: PSNR, occlusion-band RMSE, the
+fraction of the frame the check took, and in-process fuse time (``--size full`` for 12 MP).
+
 Speed (``--speed``): end-to-end time of one pair from JPEG files to a JPEG file (decode,
 align, colour, fuse, encode) in a fresh process, ``--runs`` times, median and per-stage
 medians, plus the process's peak RSS.
 
     nice python bench/bench_fuse.py --size 512 --scenes 4 --presets generic-phone,iphone-13
     nice python bench/bench_fuse.py --size 1024 --scenes 3 --presets generic-phone,iphone-13,huawei-mate30pro --gap
+    nice python bench/bench_fuse.py --size 1024 --scenes 3 --presets generic-phone,iphone-13,huawei-mate30pro --content-check-ab
     nice python bench/bench_fuse.py --speed --runs 5            # 12 MP synthetic pair
     nice python bench/bench_fuse.py --speed --pair MAIN.jpg UW.jpg
 """
@@ -271,6 +276,44 @@ def score_gap(args: argparse.Namespace) -> dict:
     return {"rows": rows, "table": table(rows, lp is not None, list(GAP_METHODS), GAP_METHODS)}
 
 
+def score_content_check(args: argparse.Namespace) -> dict:
+    """``aif fuse`` with the content check off and on (same alignment, engine ``--engine``):
+    PSNR per focus group, occlusion-band RMSE, the fraction of the frame the check took from
+    the ultra-wide, and the in-process time of colour + check + masks + blend (off and on
+    alternated ``--runs`` times per pair; ``--size full`` for 12 MP)."""
+    rows = []
+    for c in bench_cases(args, args.presets.split(",")):
+        ps, main, band = c["ps"], c["main"], c["band"]
+        off = fuse_pair(main, ps.ultrawide, ratio=c["ratio"], content_check=False, engine=args.engine)
+        kw = dict(alignment=off.alignment, fuse_scale=off.fuse_scale, engine=args.engine)
+        on = fuse_pair(main, ps.ultrawide, content_check=True, **kw)
+        times: dict[bool, list[float]] = {False: [], True: []}
+        for _ in range(args.runs):
+            for cc in (False, True):
+                t0 = time.perf_counter()
+                fuse_pair(main, ps.ultrawide, content_check=cc, **kw)
+                times[cc].append(time.perf_counter() - t0)
+        row = {"preset": c["preset"], "scene": c["scene"], "focus": c["focus"], "rejected": on.content_rejected}
+        for k, r in (("off", off), ("on", on)):
+            row[f"psnr_{k}"] = psnr(r.image, ps.aif)
+            row[f"band_{k}"] = float(np.sqrt(((r.image - ps.aif) ** 2)[band].mean()))
+            row[f"s_{k}"] = float(np.median(times[k == "on"]))
+        rows.append(row)
+        print(f"{c['preset']} scene {c['scene']} {c['focus']}: PSNR {row['psnr_off']:.3f} -> {row['psnr_on']:.3f}, "
+              f"band {row['band_off']:.4f} -> {row['band_on']:.4f}, rejected {row['rejected']:.4f}, "
+              f"{row['s_off']:.3f} -> {row['s_on']:.3f} s", file=sys.stderr)
+    lines = ["| focus | pairs | PSNR off / on | occlusion-band RMSE off / on | worst pair change (dB) | "
+             "frame rejected (mean) | fuse time off / on (s, median) |", "|---|---|---|---|---|---|---|"]
+    for focus in ("near", "far"):
+        g = [r for r in rows if r["focus"] == focus]
+        mean = lambda k: float(np.mean([r[k] for r in g]))  # noqa: E731
+        worst = min(r["psnr_on"] - r["psnr_off"] for r in g)
+        lines.append(f"| {focus} | {len(g)} | {mean('psnr_off'):.3f} / {mean('psnr_on'):.3f} | "
+                     f"{mean('band_off'):.4f} / {mean('band_on'):.4f} | {worst:+.3f} | {mean('rejected'):.4f} | "
+                     f"{np.median([r['s_off'] for r in g]):.3f} / {np.median([r['s_on'] for r in g]):.3f} |")
+    return {"rows": rows, "table": "\n".join(lines)}
+
+
 # --- speed ------------------------------------------------------------------------------------
 def _peak_rss_mb() -> float:
     """VmHWM of this process (ru_maxrss would carry the parent's high-water mark across exec)."""
@@ -498,12 +541,14 @@ def main() -> None:
     ap.add_argument("--json", type=Path, help="write the full results here")
     ap.add_argument("--figures", type=Path, help="write the docs figures to this folder and exit")
     ap.add_argument("--weights", default=None, help="fuse-net weights for --engine-compare (default: shipped)")
-    ap.add_argument("--engine", default="classical", choices=("classical", "net"), help="fusion engine for --speed")
+    ap.add_argument("--engine", default="classical", choices=("classical", "net"), help="fusion engine for --speed and --content-check-ab")
     ap.add_argument("--engine-compare", action="store_true",
                     help="classical vs learned engines on held-out scenes (Table I + Table IV-style ablation)")
     ap.add_argument("--engine-figures", type=Path, help="write the docs/LEARNED.md figures here and exit")
     ap.add_argument("--gap", action="store_true",
                     help="aif fuse with ground-truth flow and/or visibility in place of its own: where the gap to the oracle is")
+    ap.add_argument("--content-check-ab", action="store_true",
+                    help="aif fuse with the content check off vs on: quality, rejected fraction, time (--engine)")
     ap.add_argument("--speed-child", nargs=4, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.figures:
@@ -519,6 +564,8 @@ def main() -> None:
         res = score_engines(args)
     elif args.gap:
         res = score_gap(args)
+    elif args.content_check_ab:
+        res = score_content_check(args)
     else:
         res = run_speed(args) if args.speed else score_quality(args)
     res["command"] = " ".join(["python"] + sys.argv)
