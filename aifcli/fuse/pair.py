@@ -9,7 +9,8 @@ EasyAIF eq. 2 with classical parts (DESIGN.md §2 "Pairs", steps 4-6):
   density). That covers the main's in-focus regions, flat regions, the area outside the
   ultra-wide's field, and objects the ultra-wide itself sees defocused (very near).
 - ``I_wc`` the flow-warped, colour-matched ultra-wide; ``M_wc = (1 - M_m) * C`` with ``C``
-  the forward-backward confidence of the alignment.
+  the forward-backward confidence of the alignment, times ``content_agreement`` (0 where
+  the ultra-wide shows something the main does not: it moved between the exposures).
 - ``I_d`` a refined main (mildly sharpened) for the rest: ``M_d = (1 - M_m) * (1 - C)``,
   i.e. occlusions and unreliable flow, where the ultra-wide would ghost.
 
@@ -38,7 +39,7 @@ from ..errors import UsageError
 class FuseResult:
     image: np.ndarray  # float32 HxWx3 [0,1], main resolution
     masks: dict[str, np.ndarray]  # "main", "ultrawide", "refined" at fuse scale, summing to one
-    confidence: np.ndarray  # alignment confidence at fuse scale
+    confidence: np.ndarray  # alignment confidence at fuse scale (times the content check)
     alignment: PairAlignment | None
     fuse_scale: float
     color: dict[str, Any] = field(default_factory=dict)
@@ -202,8 +203,9 @@ def fuse_pair(main: np.ndarray, ultrawide: np.ndarray, preset: Any = None, *, ra
 
     ``preset``/``ratio`` give the focal ratio for the initial guess (see ``align_pair``);
     ``use_confidence=False`` trusts the flow everywhere (an ablation: ghosts at occlusions);
-    ``content_check``: also distrust the flow where the colour-matched ultra-wide shows other
-    content than the main (objects that moved between the exposures; ``content_agreement``);
+    ``content_check``: also distrust the flow where the ultra-wide, under the colour match's
+    global transform, shows other content than the main (objects that moved between the
+    exposures; ``content_agreement``);
     ``main_bias``: the main keeps a pixel while its detail is at least this fraction of the
     ultra-wide's; ``sharpen``: unsharp amount of the refined main.
     ``engine``: "classical" (the masks above) or "net" (the colour transform comes from
