@@ -39,6 +39,7 @@ from aifcli.color.local_affine import match_colors  # noqa: E402
 from aifcli.errors import InputError  # noqa: E402
 from aifcli.nets.color_net import delta_e, load, match_colors_net  # noqa: E402
 from aifcli.nets.data import HELD_OUT_PRESETS, _area, _ratio, classical_inputs  # noqa: E402
+from aifcli.nets.weights import sha256_file  # noqa: E402
 from aifcli.synth.pairs import make_pair_scene  # noqa: E402
 
 LOW_W = 128
@@ -114,7 +115,7 @@ def main() -> None:
         return float(np.mean([r[k] for r in rs]))
 
     print(f"\nHeld-out scenes: seed 0, size {args.size}, {args.scenes} per preset x near/far "
-          f"({len(rows)} pairs); weights {info['path']} (sha256 {info['_sha'][:12]}); "
+          f"({len(rows)} pairs); weights {info['path']} (sha256 {sha256_file(info['path'])[:12]}); "
           f"{platform.machine()}, {os.cpu_count()} CPUs, torch threads {torch.get_num_threads()}\n")
     print("| preset | pairs | ΔE2000 uncorrected | ΔE2000 classical | ΔE2000 net | LF RMS classical | LF RMS net |")
     print("|---|---|---|---|---|---|---|")

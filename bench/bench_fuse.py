@@ -58,9 +58,11 @@ METHODS = ("main", "uw_only", "no_conf", "full", "oracle")
 
 def oracle(main: np.ndarray, uw: np.ndarray, uw_map: np.ndarray, occlusion: np.ndarray, infocus: np.ndarray,
            gt: np.ndarray, fuse_scale: float) -> np.ndarray:
-    """The same blend with ground-truth geometry and occlusions, and a main mask that knows the
-    truth: the main where it is in focus or locally closer to the ground truth than the
-    (ground-truth-warped, colour-matched) ultra-wide. A ceiling for this blend family."""
+    """The same blend with ground-truth geometry and occlusions, and masks that know the
+    truth: the main where it is in focus; elsewhere whichever of the main, the refined main
+    and the (ground-truth-warped, colour-matched) ultra-wide is locally closest to the
+    ground truth (the ultra-wide only where it sees the scene). A ceiling for this blend
+    family."""
     main_t = _resize(main, fuse_scale)
     gt_t = _resize(gt, fuse_scale)
     h, w = main_t.shape[:2]
@@ -68,12 +70,14 @@ def oracle(main: np.ndarray, uw: np.ndarray, uw_map: np.ndarray, occlusion: np.n
     uwf = cv2.remap(uw, uv[..., 0], uv[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     conf = cv2.resize((~occlusion).astype(np.float32), (w, h), interpolation=cv2.INTER_AREA)
     iwc = match_colors(uwf, main_t, mask=conf).image
+    idr = refined_main(main_t)
     err = lambda x: cv2.GaussianBlur(((x - gt_t) ** 2).sum(-1), (0, 0), 2.0)  # noqa: E731
-    better_main = (err(main_t) <= err(iwc)).astype(np.float32)
-    mm = np.maximum(cv2.resize(infocus.astype(np.float32), (w, h), interpolation=cv2.INTER_AREA), better_main)
-    mm = np.maximum(mm, 1 - conf)  # occluded: nothing to take from the ultra-wide
-    mm = cv2.GaussianBlur(mm, (0, 0), 1.0)
-    return compose(main, main_t, iwc, refined_main(main_t, 0.0), (1 - mm) * conf, (1 - mm) * (1 - conf))
+    e_wc = np.where(conf > 0.99, err(iwc), np.inf)  # occluded: nothing to take from the ultra-wide
+    best = np.argmin(np.stack([err(main_t), err(idr), e_wc]), axis=0)
+    keep = cv2.resize(infocus.astype(np.float32), (w, h), interpolation=cv2.INTER_AREA) > 0.5
+    soft = lambda m: cv2.GaussianBlur(m.astype(np.float32), (0, 0), 1.0)  # noqa: E731
+    m_d, m_wc = soft(~keep & (best == 1)), soft(~keep & (best == 2))
+    return compose(main, main_t, iwc, idr, m_wc, m_d)
 
 
 def score_outputs(row: dict, outs: dict, gt: np.ndarray, band: np.ndarray, infocus: np.ndarray, lp) -> None:

@@ -88,6 +88,26 @@ def test_colour_cast_does_not_leak_into_the_result():
     assert np.abs(lo(r.image) - lo(tp.main_near)).mean() < 0.01
 
 
+def test_refined_main_removes_noise_and_keeps_edges():
+    """I_d, used where the main is defocused and the ultra-wide untrusted: the main's
+    finest band there is noise, which it removes; an edge well above the noise stays."""
+    from aifcli.fuse.pair import refined_main
+
+    rng = np.random.default_rng(0)
+    clean = np.full((200, 200, 3), 0.3, np.float32)
+    clean[:, 100:] = 0.7  # a step of 0.4
+    noisy = (clean + rng.normal(0, 0.01, clean.shape)).astype(np.float32)
+    out = refined_main(noisy)
+    flat = np.zeros((200, 200), bool)
+    flat[:, 10:80] = flat[:, 120:190] = True
+    assert rmse(out, clean, flat) < 0.6 * rmse(noisy, clean, flat)  # noise removed
+    # the edge keeps its height and its steepest part (coefficients far above the noise)
+    height = lambda a: float(a[:, 102:106].mean() - a[:, 94:98].mean())  # noqa: E731
+    assert abs(height(out) - height(clean)) < 0.02
+    assert np.abs(out[:, 99:101] - noisy[:, 99:101]).max() < 1e-6
+    assert np.allclose(refined_main(noisy, k=0), noisy)  # k = 0: the main itself
+
+
 def _paste_bus(uw, y0, x0, h=16, w=36):
     """An object in the ultra-wide only, as if it drove into view between the two exposures:
     red body, green roof, a row of white windows."""
