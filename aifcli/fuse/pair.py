@@ -218,7 +218,7 @@ def choose_fuse_scale(al: PairAlignment, main_shape: tuple[int, int]) -> float:
 
 def fuse_pair(main: np.ndarray, ultrawide: np.ndarray, preset: Any = None, *, ratio: float | None = None,
               alignment: PairAlignment | None = None, fuse_scale: float | None = None, use_confidence: bool = True,
-              main_bias: float = 0.7, denoise: float = 3.0, levels: int | None = None, work_width: int = 1024,
+              main_bias: float = 0.7, denoise: float = 4.0, levels: int | None = None, work_width: int = 1024,
               keep_intermediates: bool = False, main_path: Any = None, uw_path: Any = None,
               engine: str = "classical", weights: str | None = None, content_check: bool = True) -> FuseResult:
     """All-in-focus main view from ``main`` and ``ultrawide`` (float32 HxWx3 RGB [0,1]).
