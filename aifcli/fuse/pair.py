@@ -160,9 +160,9 @@ def pyramid_blend(diffs: list[np.ndarray], masks: list[np.ndarray], levels: int)
 
 def noise_sigma(band: np.ndarray) -> float:
     """Robust noise level of a fine band (an image minus its Gaussian blur): median
-    absolute value / 0.6745 (Donoho's MAD estimate), on every 8th pixel of every 8th row. Texture raises it
-    a little; flat and defocused areas, where the band is noise, dominate the median in
-    photos with a shallow depth of field."""
+    absolute value / 0.6745 (Donoho's MAD estimate), on every 8th pixel of every 8th row.
+    Texture raises it a little; flat and defocused areas, where the band is noise,
+    dominate the median in photos with a shallow depth of field."""
     return float(np.median(np.abs(band[::8, ::8]))) / 0.6745
 
 
