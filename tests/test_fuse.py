@@ -259,3 +259,23 @@ def test_real_wide_tele_pair_fuses_end_to_end(shared_data, tmp_path):
     assert res.pixels.shape == tele.pixels.shape and res.meta.orientation == 1
     # the tele is sharp almost everywhere: the result stays close to it
     assert psnr(res.pixels, tele.pixels) > 35
+
+
+def test_pyramid_blend_protects_the_main_at_coarse_levels():
+    """A candidate whose mask is 0 over the main's region must not reach into it through
+    the blurred coarse levels of its mask (the in-focus loss seen at 12 MP)."""
+    from aifcli.fuse.pair import pyramid_blend
+
+    rng = np.random.default_rng(0)
+    diff = cv2.GaussianBlur(rng.normal(0, 1.0, (256, 256, 3)).astype(np.float32), (0, 0), 6.0)
+    diff *= 0.1 / diff.std()  # coarse structure of amplitude 0.1
+    mask = np.ones((256, 256), np.float32)
+    mask[64:192, 64:192] = 0.0  # the main keeps this square
+    inner = (slice(80, 176), slice(80, 176))
+    free = pyramid_blend([diff], [mask], 5)
+    kept = pyramid_blend([diff], [mask], 5, protect=mask.copy())
+    assert np.abs(free[inner]).mean() > 3e-4  # without protection the coarse levels bleed in
+    assert np.abs(kept[inner]).max() < 1e-6
+    # with nothing to protect the blend is the plain Burt-Adelson one
+    ones = np.ones_like(mask)
+    assert np.allclose(pyramid_blend([diff], [ones], 5, protect=ones), pyramid_blend([diff], [ones], 5))
