@@ -297,14 +297,12 @@ def score_content_check(args: argparse.Namespace) -> dict:
                 t0 = time.perf_counter()
                 fuse_pair(main, ps.ultrawide, content_check=cc, **kw)
                 times[cc].append(time.perf_counter() - t0)
-        row = {"preset": c["preset"], "scene": c["scene"], "focus": c["focus"], "rejected": on.content_rejected}
-        for k, r in (("off", off), ("on", on)):
-            row[f"psnr_{k}"] = psnr(r.image, ps.aif)
-            row[f"band_{k}"] = float(np.sqrt(((r.image - ps.aif) ** 2)[band].mean()))
-            row[f"s_{k}"] = float(np.median(times[k == "on"]))
+        row = {"preset": c["preset"], "scene": c["scene"], "focus": c["focus"], "rejected": on.content_rejected,
+               "s_off": float(np.median(times[False])), "s_on": float(np.median(times[True]))}
+        score_outputs(row, {"off": off.image, "on": on.image}, ps.aif, band, c["infocus"], None)
         rows.append(row)
         print(f"{c['preset']} scene {c['scene']} {c['focus']}: PSNR {row['psnr_off']:.3f} -> {row['psnr_on']:.3f}, "
-              f"band {row['band_off']:.4f} -> {row['band_on']:.4f}, rejected {row['rejected']:.4f}, "
+              f"band {row['band_rmse_off']:.4f} -> {row['band_rmse_on']:.4f}, rejected {row['rejected']:.4f}, "
               f"{row['s_off']:.3f} -> {row['s_on']:.3f} s", file=sys.stderr)
     lines = ["| focus | pairs | PSNR off / on | occlusion-band RMSE off / on | worst pair change (dB) | "
              "frame rejected (mean) | fuse time off / on (s, median) |", "|---|---|---|---|---|---|---|"]
@@ -313,7 +311,7 @@ def score_content_check(args: argparse.Namespace) -> dict:
         mean = lambda k: float(np.mean([r[k] for r in g]))  # noqa: E731
         worst = min(r["psnr_on"] - r["psnr_off"] for r in g)
         lines.append(f"| {focus} | {len(g)} | {mean('psnr_off'):.3f} / {mean('psnr_on'):.3f} | "
-                     f"{mean('band_off'):.4f} / {mean('band_on'):.4f} | {worst:+.3f} | {mean('rejected'):.4f} | "
+                     f"{mean('band_rmse_off'):.4f} / {mean('band_rmse_on'):.4f} | {worst:+.3f} | {mean('rejected'):.4f} | "
                      f"{np.median([r['s_off'] for r in g]):.3f} / {np.median([r['s_on'] for r in g]):.3f} |")
     return {"rows": rows, "table": "\n".join(lines)}
 
