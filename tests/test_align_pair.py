@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from aifcli.align.pair import _prep, align_pair, coarse_fallback, dense_flow, fb_confidence, initial_homography
+from aifcli.align.pair import (_prep, align_pair, coarse_fallback, defocus_matched_flow, dense_flow, fb_confidence,
+                               initial_homography)
 from aifcli.cli.app import app
 from aifcli.errors import InputError
 from aifcli.fuse.toy import make_toy_pair
@@ -151,6 +152,46 @@ def test_coarse_fallback_refuses_content_the_main_does_not_show():
     assert c_blind[obj].mean() > 0.4  # the geometric guard alone would have taken much of it
     assert c2[away].mean() > c[away].mean() + 0.4  # away from it the fallback still works
     assert np.mean(c2[away] == c_blind[away]) > 0.98
+
+
+def _bg_error_stats(f: np.ndarray, c: np.ndarray, region: np.ndarray, dx: float = 1.5) -> tuple[float, float]:
+    """(consistent fraction of ``region``, median end-point error of its consistent pixels)."""
+    ok = (c > 0.5) & region
+    e = np.hypot(f[..., 0] - dx, f[..., 1])
+    return float(ok[region].mean()), float(np.median(e[ok]))
+
+
+def test_defocus_matched_flow_recovers_a_defocused_background():
+    """The main's background is blurred (sigma 8) where the ultra-wide is sharp: plain DIS is
+    consistent on a fifth of it, 1.1 px off; matched to a blurred ultra-wide it is consistent
+    on half of it and twice as accurate."""
+    gm, gu, _, _ = _defocused_background_pair(with_fg=False)
+    fw, bw = dense_flow(gm, gu, 1.0)
+    c = fb_confidence(fw, bw)
+    everywhere = np.ones(gm.shape, bool)
+    c_frac, c_err = _bg_error_stats(fw, c, everywhere)
+    f2, _, c2, choice = defocus_matched_flow(gm, gu, fw, bw, c)
+    d_frac, d_err = _bg_error_stats(f2, c2, everywhere)
+    assert (choice > 0).mean() > 0.9  # the blurred ultra-wide matches the main's sharpness
+    assert d_frac > c_frac + 0.2 and d_err < 0.7 * c_err
+    assert np.array_equal(c, fb_confidence(fw, bw))  # inputs untouched
+
+
+def test_defocus_matched_flow_leaves_sharp_mains_and_occlusions_alone():
+    gm, gu, occ, fg = _defocused_background_pair(with_fg=True)
+    fw, bw = dense_flow(gm, gu, 1.0)
+    c = fb_confidence(fw, bw)
+    _, _, c2, choice = defocus_matched_flow(gm, gu, fw, bw, c)
+    assert c2[occ].mean() < 0.2  # the occluded background stays untrusted
+    assert (choice[fg] > 1).mean() < 0.05  # the in-focus foreground is matched sharp (or nearly)
+    # a sharp main: nothing to match, the flow is kept as it is
+    rng = np.random.default_rng(3)
+    tex = cv2.GaussianBlur(rng.random((200, 260)).astype(np.float32), (0, 0), 1.2)
+    g = _prep(np.dstack([(tex - tex.min()) / (tex.max() - tex.min())] * 3))
+    fw, bw = dense_flow(g, g, 1.0)
+    c = fb_confidence(fw, bw)
+    f2, _, c2, choice = defocus_matched_flow(g, g, fw, bw, c)
+    assert (choice == 0).mean() > 0.95 and np.abs(f2 - fw).max() < 0.5
 
 
 def test_unrelated_images_fail_with_a_clear_message():

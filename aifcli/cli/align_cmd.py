@@ -50,9 +50,11 @@ def align_cmd(
 
     Initial guess from the focal-length ratio (EXIF, --preset or --ratio); homography from
     SIFT on downscaled CLAHE luminance with USAC-MAGSAC; DIS optical flow both ways on
-    blur-matched 1/4-scale images for the parallax; forward-backward consistency for the
-    confidence, with flow from 2x and 4x coarser grids filling inconsistent pixels of a
-    defocused background when it agrees with the consistent flow around them. Pairs that do not overlap fail with a message (exit 2).
+    blur-matched 1/4-scale images for the parallax, run again where the main is defocused
+    against the ultra-wide blurred to the main's local sharpness; forward-backward
+    consistency for the confidence, with flow from 2x and 4x coarser grids filling
+    inconsistent pixels of a defocused background when it agrees with the consistent flow
+    around them. Pairs that do not overlap fail with a message (exit 2).
     """
     from ..align.pair_io import align_files, load_pair
     from ..io import check_output, write_bytes_atomic, write_gray8, write_image
