@@ -160,7 +160,11 @@ def pyramid_blend(diffs: list[np.ndarray], masks: list[np.ndarray], levels: int,
             gd = cv2.pyrDown(g)
             up = cv2.pyrUp(gd, dstsize=(g.shape[1], g.shape[0]))
             lim = limits[k]
-            lv.append((g - up) * (gm if lim is None else cv2.min(gm, lim))[..., None])
+            # in place in pyrUp's buffer: each fresh 36 MB temporary page-faults again (glibc
+            # maps and unmaps arrays this large), which cost 0.2 s per 12 MP pair here
+            np.subtract(g, up, out=up)
+            up *= (gm if lim is None else cv2.min(gm, lim))[..., None]
+            lv.append(up)
             g = gd
             gm = cv2.pyrDown(gm)
         if out_levels is None:
@@ -216,7 +220,8 @@ def compose(main: np.ndarray, main_t: np.ndarray, iwc: np.ndarray, idr: np.ndarr
     levels = levels or _levels_for(main_t.shape[:2])
     corr = pyramid_blend([cv2.subtract(iwc, main_t)], [m_wc], levels, protect=cv2.add(m_wc, m_d))
     d = cv2.subtract(idr, main_t)
-    corr += d * m_d[..., None]
+    d *= m_d[..., None]  # in place: no 36 MB temporary (see pyramid_blend)
+    corr += d
     if corr.shape[:2] != main.shape[:2]:
         out = np.empty(main.shape, np.float32)
         cv2.resize(corr, (main.shape[1], main.shape[0]), dst=out, interpolation=cv2.INTER_LINEAR)
