@@ -81,6 +81,12 @@ def oracle(main: np.ndarray, uw: np.ndarray, uw_map: np.ndarray, occlusion: np.n
     return compose(main, main_t, iwc, idr, m_wc, m_d)
 
 
+def focal_ratio(ps) -> float:
+    """The main's focal length over the ultra-wide's (in frame widths) of an ``aif synth`` pair."""
+    m, u = ps.metadata["main"], ps.metadata["ultrawide"]
+    return (m["focal_px"] / m["width"]) / (u["focal_px"] / u["width"])
+
+
 def score_outputs(row: dict, outs: dict, gt: np.ndarray, band: np.ndarray, infocus: np.ndarray, lp) -> None:
     """PSNR / SSIM / LPIPS, occlusion-band RMSE and in-focus PSNR of each output, into ``row``."""
     for k, img in outs.items():
@@ -105,11 +111,9 @@ def bench_cases(args: argparse.Namespace, presets: list[str]):
             t0 = time.perf_counter()
             ps = make_pair_scene(args.seed, size=args.size, preset=preset, index=idx)
             t_render = time.perf_counter() - t0
-            fm = ps.metadata["main"]["focal_px"] / ps.metadata["main"]["width"]
-            fu = ps.metadata["ultrawide"]["focal_px"] / ps.metadata["ultrawide"]["width"]
             band = cv2.dilate(ps.occlusion.astype(np.uint8), np.ones((2 * args.band + 1,) * 2, np.uint8)) > 0
             for focus in ("near", "far"):
-                yield {"preset": preset, "scene": idx, "focus": focus, "ps": ps, "ratio": fm / fu, "band": band,
+                yield {"preset": preset, "scene": idx, "focus": focus, "ps": ps, "ratio": focal_ratio(ps), "band": band,
                        "main": ps.main_near if focus == "near" else ps.main_far,
                        "infocus": ps.infocus_near if focus == "near" else ps.infocus_far, "render_s": t_render}
 
@@ -421,9 +425,7 @@ def make_engine_figures(args: argparse.Namespace, out: Path) -> None:
     for preset, idx, focus in (("iphone-13", 2, "far"), ("huawei-mate30pro", 0, "near")):
         ps = make_pair_scene(0, size="1024", preset=preset, index=idx)
         main = ps.main_near if focus == "near" else ps.main_far
-        fm = ps.metadata["main"]["focal_px"] / ps.metadata["main"]["width"]
-        fu = ps.metadata["ultrawide"]["focal_px"] / ps.metadata["ultrawide"]["width"]
-        cl = fuse_pair(main, ps.ultrawide, ratio=fm / fu, keep_intermediates=True)
+        cl = fuse_pair(main, ps.ultrawide, ratio=focal_ratio(ps), keep_intermediates=True)
         nt = fuse_pair(main, ps.ultrawide, alignment=cl.alignment, engine="net", weights=args.weights,
                        keep_intermediates=True)
         masks = np.stack([nt.masks["main"], nt.masks["ultrawide"], nt.masks["refined"]], -1)
@@ -537,12 +539,10 @@ def make_defocus_figure(args: argparse.Namespace, out: Path) -> None:
 
     out.mkdir(parents=True, exist_ok=True)
     ps = make_pair_scene(args.seed, size="full", preset=args.presets.split(",")[0], index=0)
-    fm = ps.metadata["main"]["focal_px"] / ps.metadata["main"]["width"]
-    fu = ps.metadata["ultrawide"]["focal_px"] / ps.metadata["ultrawide"]["width"]
     main = ps.main_near
     res = {}
     for name, kw in (("without", {"defocus_levels": ()}), ("with", {})):
-        al = align_pair(main, ps.ultrawide, ratio=fm / fu, **kw)
+        al = align_pair(main, ps.ultrawide, ratio=focal_ratio(ps), **kw)
         res[name] = fuse_pair(main, ps.ultrawide, alignment=al).image
     err = lambda a: cv2.GaussianBlur(((a - ps.aif) ** 2).sum(-1), (0, 0), 40.0)  # noqa: E731
     gain = err(res["without"]) - err(res["with"])

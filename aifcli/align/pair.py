@@ -469,12 +469,14 @@ def coarse_fallback(gm: np.ndarray, gu: np.ndarray, fw: np.ndarray, bw: np.ndarr
     return f, b, c
 
 
-def _fine_energy(g: np.ndarray, blur_sigma: float, win: float) -> np.ndarray:
-    """Local energy of the finest band (sigma 1.5) of ``g`` after a Gaussian of ``blur_sigma``."""
-    x = g.astype(np.float32)
-    if blur_sigma > 0:
-        x = cv2.GaussianBlur(x, (0, 0), blur_sigma)
-    hp = x - cv2.GaussianBlur(x, (0, 0), 1.5)
+def fine_band_energy(g: np.ndarray, sigma_hp: float = 1.5, win: float = 3.0, pre_blur: float = 0.0) -> np.ndarray:
+    """Local energy of the finest band of a single-channel image ``g`` (``g`` minus its
+    Gaussian of ``sigma_hp``, squared, averaged by a Gaussian of ``win``), after an optional
+    Gaussian of ``pre_blur``: a focus measure (also ``fuse.pair.detail_energy``)."""
+    x = np.asarray(g, np.float32)
+    if pre_blur > 0:
+        x = cv2.GaussianBlur(x, (0, 0), pre_blur)
+    hp = x - cv2.GaussianBlur(x, (0, 0), sigma_hp)
     return cv2.GaussianBlur(hp * hp, (0, 0), win)
 
 
@@ -489,7 +491,7 @@ def defocus_matched_flow(gm: np.ndarray, gu: np.ndarray, fw: np.ndarray, bw: np.
     ultra-wide patch, and the flow is either inconsistent or consistently off by 1-2 px,
     which at 12 MP is 4-8 px of misplaced detail. Here the ultra-wide's CLAHE luminance is
     blurred by each sigma of ``levels`` (work px) and each pixel takes the blur whose
-    fine-band energy (``_fine_energy``, window ``win``) is closest to the main's (log
+    fine-band energy (``fine_band_energy``, window ``win``) is closest to the main's (log
     ratio; 0 = unblurred, the input flow). For each chosen blur, DIS runs between the main
     and that blurred ultra-wide on a grid q times coarser, and its vectors replace the
     input flow where they are forward-backward consistent at that scale and the main has
@@ -504,14 +506,14 @@ def defocus_matched_flow(gm: np.ndarray, gu: np.ndarray, fw: np.ndarray, bw: np.
     focused near +1.21 dB, focused far -0.01 dB (docs/BENCHMARKS.md). Returns new
     (forward, backward, consistency, chosen level index per pixel); inputs untouched."""
     h, w = gm.shape[:2]
-    em = _fine_energy(gm, blur_sigma, win)
-    best = np.abs(np.log((_fine_energy(gu, blur_sigma, win) + eps) / (em + eps)))
+    em = fine_band_energy(gm, 1.5, win, blur_sigma)
+    best = np.abs(np.log((fine_band_energy(gu, 1.5, win, blur_sigma) + eps) / (em + eps)))
     choice = np.zeros((h, w), np.uint8)
     blurred = []
     for i, (s, q) in enumerate(levels, start=1):
         gus = cv2.GaussianBlur(gu, (0, 0), s)
         blurred.append(gus)
-        di = np.abs(np.log((_fine_energy(gus, blur_sigma, win) + eps) / (em + eps)))
+        di = np.abs(np.log((fine_band_energy(gus, 1.5, win, blur_sigma) + eps) / (em + eps)))
         better = di < best
         choice[better] = i
         best = np.minimum(best, di)

@@ -31,7 +31,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from ..align.pair import PairAlignment, _resize, align_pair
+from ..align.pair import PairAlignment, _resize, align_pair, fine_band_energy
 from ..color.local_affine import match_colors
 from ..errors import UsageError
 
@@ -71,9 +71,7 @@ def _luma(rgb: np.ndarray) -> np.ndarray:
 
 def detail_energy(rgb: np.ndarray, sigma_hp: float = 1.5, sigma_win: float = 3.0) -> np.ndarray:
     """Local energy of the luminance's finest band: a focus measure."""
-    y = _luma(rgb)
-    hp = y - cv2.GaussianBlur(y, (0, 0), sigma_hp)
-    return cv2.GaussianBlur(hp * hp, (0, 0), sigma_win)
+    return fine_band_energy(_luma(rgb), sigma_hp, sigma_win)
 
 
 def main_mask(main: np.ndarray, uw: np.ndarray, infield: np.ndarray, *, bias: float = 0.7, softness: float = 0.3,
