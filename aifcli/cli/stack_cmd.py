@@ -259,44 +259,12 @@ def _reduced_jpeg(path: Path, min_side: int) -> tuple[np.ndarray, tuple[int, int
     return np.multiply(rgb, np.float32(1 / 255.0), dtype=np.float32), (h, w)
 
 
-_MALLOC_MAX_PIXELS = 16_000_000
-
-
-def _tune_malloc(pixels: int) -> None:
-    """Keep large freed blocks in the process instead of returning them to the kernel.
-
-    Stacking allocates and frees tens of full-resolution float32 arrays per frame (48-144 MB
-    each at 12 MP). glibc serves every block over 32 MB with a fresh mmap, so each one is
-    page-faulted and zeroed again: on a 12 MP bracket that was a quarter of the CPU time
-    (system time). With mmap off and a high trim threshold the heap reuses the same pages,
-    at the price of a higher peak (12 MP: +150 MB; 24 MP: +470 MB, which would break the
-    3 GB budget), so it is only done for frames up to 16 MP and undone above.
-    Linux/glibc only; ``AIF_STACK_MALLOC=default`` turns it off."""
-    import os
-    import sys
-
-    if not sys.platform.startswith("linux") or os.environ.get("AIF_STACK_MALLOC") == "default":
-        return
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL("libc.so.6")
-        M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4
-        if 0 < pixels <= _MALLOC_MAX_PIXELS:
-            libc.mallopt(M_MMAP_MAX, 0)
-            libc.mallopt(M_TRIM_THRESHOLD, 1 << 30)
-        else:  # glibc's defaults
-            libc.mallopt(M_MMAP_MAX, 65536)
-            libc.mallopt(M_TRIM_THRESHOLD, 128 * 1024)
-    except (OSError, AttributeError):  # not glibc
-        pass
-
-
 def _stack_item(item: WorkItem, progress: Any = None) -> dict[str, Any]:
     """Batch item: stack one bracket and write its outputs (runs in a worker process)."""
     import time
 
     from ..align.burst import register_burst, warp_frame
+    from ..batch.malloc import tune_malloc
     from ..io import write_gray8, write_gray16, write_image
     from ..stack import stack_frames
     from ..stack.coverage import coverage_png
@@ -308,7 +276,7 @@ def _stack_item(item: WorkItem, progress: Any = None) -> dict[str, Any]:
         from ..io import image_size
 
         hw = image_size(paths[len(paths) // 2])
-        _tune_malloc(hw[0] * hw[1])
+        tune_malloc(hw[0] * hw[1])
     except Exception:  # unreadable: the frame reader reports it
         pass
     folder = paths[0].parent
