@@ -108,6 +108,23 @@ def test_refined_main_removes_noise_and_keeps_edges():
     assert np.allclose(refined_main(noisy, k=0), noisy)  # k = 0: the main itself
 
 
+def test_sharp_main_marks_the_mains_own_detail_not_noise_or_blur():
+    """Texture well above the noise: 1 (the main keeps it, whatever the ultra-wide shows);
+    the same texture defocused, and a flat noisy area: 0."""
+    from aifcli.fuse.pair import sharp_main
+
+    rng = np.random.default_rng(1)
+    tex = cv2.GaussianBlur(rng.random((240, 240)).astype(np.float32), (0, 0), 1.0)
+    tex = (tex - tex.mean()) / tex.std() * 0.08 + 0.5
+    img = np.full((240, 720), 0.5, np.float32)
+    img[:, :240] = tex  # in focus
+    img[:, 240:480] = cv2.GaussianBlur(tex, (0, 0), 4.0)  # defocused
+    noisy = np.dstack([img] * 3) + rng.normal(0, 0.01, (240, 720, 3)).astype(np.float32)  # flat + noise on the right
+    k = sharp_main(noisy.astype(np.float32))
+    assert k[20:220, 20:220].mean() > 0.95
+    assert k[20:220, 260:460].mean() < 0.05 and k[20:220, 500:700].mean() < 0.05
+
+
 def _paste_bus(uw, y0, x0, h=16, w=36):
     """An object in the ultra-wide only, as if it drove into view between the two exposures:
     red body, green roof, a row of white windows."""
