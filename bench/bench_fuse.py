@@ -335,12 +335,12 @@ def _peak_rss_mb() -> float:
 
 def speed_child(main_path: str, uw_path: str, out_dir: str, engine: str = "classical") -> dict:
     from aifcli.align.pair_io import align_files, load_pair
-    from aifcli.batch.malloc import tune_malloc
-    from aifcli.io import image_size, write_image
+    from aifcli.batch.malloc import tune_malloc_for
+    from aifcli.io import write_image
 
     t = {}
     t0 = time.perf_counter()
-    tune_malloc(max(a * b for a, b in (image_size(main_path), image_size(uw_path))))  # as fuse_files does
+    tune_malloc_for(main_path, uw_path)  # as fuse_files does
     p = load_pair(main_path, uw_path)
     t["decode"] = time.perf_counter() - t0
     t0 = time.perf_counter()

@@ -524,13 +524,14 @@ def defocus_matched_flow(gm: np.ndarray, gu: np.ndarray, fw: np.ndarray, bw: np.
             continue
         sz = (max(8, w // q), max(8, h // q))
         area = (lambda x: cv2.resize(x, sz, interpolation=cv2.INTER_AREA)) if q > 1 else (lambda x: x)  # noqa: E731
-        fs, bs = dense_flow(area(gm), area(blurred[i - 1]), blur_sigma)
+        gms = area(gm)
+        fs, bs = dense_flow(gms, area(blurred[i - 1]), blur_sigma)
         ok = fb_confidence(fs, bs, abs_=fb_abs)
         up = (lambda x: cv2.resize(x, (w, h), interpolation=cv2.INTER_LINEAR)) if q > 1 else (lambda x: x)  # noqa: E731
         k = np.float32(w / sz[0])
         take = sel & (up(ok) > 0.5)
         if min_eig > 0:  # the flow is determined there: texture in two directions (no aperture problem)
-            g = cv2.GaussianBlur(area(gm), (0, 0), blur_sigma).astype(np.float32)
+            g = cv2.GaussianBlur(gms, (0, 0), blur_sigma).astype(np.float32)
             take &= up(cv2.cornerMinEigenVal(g, 7, 3)) > min_eig
         np.copyto(f, up(fs) * k, where=take[..., None])
         np.copyto(b, up(bs) * k, where=take[..., None])

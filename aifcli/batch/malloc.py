@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import Any
 
 MALLOC_MAX_PIXELS = 16_000_000
 
@@ -39,3 +40,15 @@ def tune_malloc(pixels: int) -> None:
             libc.mallopt(M_TRIM_THRESHOLD, 128 * 1024)
     except (OSError, AttributeError):  # not glibc
         pass
+
+
+def tune_malloc_for(*paths: Any) -> None:
+    """``tune_malloc`` for the largest of these images (sizes from their headers); when one
+    cannot be read, nothing is tuned and the reader that follows reports the file."""
+    from ..io import image_size
+
+    try:
+        pixels = max(h * w for h, w in (image_size(p) for p in paths))
+    except Exception:  # unreadable or no paths
+        return
+    tune_malloc(pixels)

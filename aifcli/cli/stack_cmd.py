@@ -264,7 +264,7 @@ def _stack_item(item: WorkItem, progress: Any = None) -> dict[str, Any]:
     import time
 
     from ..align.burst import register_burst, warp_frame
-    from ..batch.malloc import tune_malloc
+    from ..batch.malloc import tune_malloc_for
     from ..io import write_gray8, write_gray16, write_image
     from ..stack import stack_frames
     from ..stack.coverage import coverage_png
@@ -272,13 +272,8 @@ def _stack_item(item: WorkItem, progress: Any = None) -> dict[str, Any]:
     t0 = time.perf_counter()
     p = item.params
     paths = [Path(f) for f in item.inputs]
-    try:
-        from ..io import image_size
-
-        hw = image_size(paths[len(paths) // 2])
-        tune_malloc(hw[0] * hw[1])
-    except Exception:  # unreadable: the frame reader reports it
-        pass
+    if paths:
+        tune_malloc_for(paths[len(paths) // 2])
     folder = paths[0].parent
     if len(paths) < 2:
         raise InputError(f"bracket '{item.name}' has only {len(paths)} frame", paths[0] if paths else folder,

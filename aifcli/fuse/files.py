@@ -9,9 +9,9 @@ from typing import Any
 import numpy as np
 
 from ..align.pair_io import align_files, load_pair
-from ..batch.malloc import tune_malloc
+from ..batch.malloc import tune_malloc_for
 from ..batch.runner import WorkItem
-from ..io import check_output, image_size, write_bytes_atomic, write_gray8, write_image
+from ..io import check_output, write_bytes_atomic, write_gray8, write_image
 
 DEBUG_IMAGES = ("homography_warped", "flow_warped", "color_matched", "refined_main")
 DEBUG_MASKS = ("confidence", "mask_main", "mask_ultrawide", "mask_refined")
@@ -43,10 +43,7 @@ def fuse_files(main_path: str | Path, uw_path: str | Path, out_path: str | Path,
         debug_dir = Path(debug_dir)
         for d in debug_paths(debug_dir, stem):
             check_output(d, overwrite, inputs=(main_path, uw_path))
-    try:
-        tune_malloc(max(a * b for a, b in (image_size(main_path), image_size(uw_path))))
-    except Exception:  # unreadable: load_pair reports it
-        pass
+    tune_malloc_for(main_path, uw_path)
     t0 = time.perf_counter()
     p = load_pair(main_path, uw_path, preset, ratio, detect_swap)
     t_read = time.perf_counter() - t0
