@@ -125,6 +125,53 @@ def test_sharp_main_marks_the_mains_own_detail_not_noise_or_blur():
     assert k[20:220, 260:460].mean() < 0.05 and k[20:220, 500:700].mean() < 0.05
 
 
+def test_main_detail_keeps_a_low_contrast_in_focus_surface_from_a_noisier_ultrawide():
+    """main_mask with own_detail: a faint in-focus texture in the main, which the ultra-wide
+    shows 2 px off and with twice the noise, stays the main's (the energy test alone gives
+    the ultra-wide about half); a defocused main under an aligned, sharp ultra-wide still
+    goes to the ultra-wide."""
+    from aifcli.fuse.pair import main_mask
+
+    rng = np.random.default_rng(3)
+    n = 240
+
+    def texture(c):
+        t = cv2.GaussianBlur(rng.random((n, n)).astype(np.float32), (0, 0), 1.0)
+        return (t - t.mean()) / t.std() * c + 0.5
+
+    faint, strong = texture(0.015), texture(0.08)
+    main = np.full((n, 3 * n), 0.5, np.float32)
+    uw = main.copy()
+    main[:, :n], uw[:, :n] = faint, np.roll(faint, 2, axis=1)
+    main[:, n:2 * n], uw[:, n:2 * n] = cv2.GaussianBlur(strong, (0, 0), 4.0), strong
+
+    def rgb(g, s):
+        return np.clip(np.dstack([g] * 3) + rng.normal(0, s, (n, 3 * n, 3)), 0, 1).astype(np.float32)
+
+    m, u, field = rgb(main, 0.006), rgb(uw, 0.012), np.ones((n, 3 * n), np.float32)
+    on, off = main_mask(m, u, field), main_mask(m, u, field, own_detail=False)
+    inner = (slice(20, -20), slice(20, n - 20))
+    assert on[inner].mean() > 0.95 and off[inner].mean() < 0.7
+    defocused = (slice(20, -20), slice(n + 20, 2 * n - 20))
+    assert on[defocused].mean() < 0.05
+
+
+def test_noise_energy_map_follows_brightness_dependent_noise():
+    from aifcli.align.pair import fine_band
+    from aifcli.fuse.pair import noise_energy_map
+
+    rng = np.random.default_rng(4)
+    y = np.repeat(np.linspace(0.1, 0.9, 512, dtype=np.float32)[None], 256, axis=0)
+    noisy = y + rng.normal(0, 1, y.shape).astype(np.float32) * (0.002 + 0.02 * y)  # shot-noise-like
+    band = fine_band(noisy)
+    e = cv2.GaussianBlur(band * band, (0, 0), 8.0)
+    est = noise_energy_map(cv2.GaussianBlur(noisy, (0, 0), 3.0), e)
+    dark, bright = (slice(None), slice(20, 80)), (slice(None), slice(430, 490))
+    for r in (dark, bright):
+        assert 0.6 < est[r].mean() / e[r].mean() < 1.05
+    assert est[bright].mean() > 4 * est[dark].mean()
+
+
 def _paste_bus(uw, y0, x0, h=16, w=36):
     """An object in the ultra-wide only, as if it drove into view between the two exposures:
     red body, green roof, a row of white windows."""

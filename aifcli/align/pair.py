@@ -469,14 +469,19 @@ def coarse_fallback(gm: np.ndarray, gu: np.ndarray, fw: np.ndarray, bw: np.ndarr
     return f, b, c
 
 
-def fine_band_energy(g: np.ndarray, sigma_hp: float = 1.5, win: float = 3.0, pre_blur: float = 0.0) -> np.ndarray:
-    """Local energy of the finest band of a single-channel image ``g`` (``g`` minus its
-    Gaussian of ``sigma_hp``, squared, averaged by a Gaussian of ``win``), after an optional
-    Gaussian of ``pre_blur``: a focus measure (also ``fuse.pair.detail_energy``)."""
+def fine_band(g: np.ndarray, sigma_hp: float = 1.5, pre_blur: float = 0.0) -> np.ndarray:
+    """The finest band of a single-channel image ``g``: ``g`` minus its Gaussian of
+    ``sigma_hp``, after an optional Gaussian of ``pre_blur``."""
     x = np.asarray(g, np.float32)
     if pre_blur > 0:
         x = cv2.GaussianBlur(x, (0, 0), pre_blur)
-    hp = x - cv2.GaussianBlur(x, (0, 0), sigma_hp)
+    return x - cv2.GaussianBlur(x, (0, 0), sigma_hp)
+
+
+def fine_band_energy(g: np.ndarray, sigma_hp: float = 1.5, win: float = 3.0, pre_blur: float = 0.0) -> np.ndarray:
+    """Local energy of the finest band of ``g`` (``fine_band`` squared, averaged by a
+    Gaussian of ``win``): a focus measure (also ``fuse.pair.main_mask``'s)."""
+    hp = fine_band(g, sigma_hp, pre_blur)
     return cv2.GaussianBlur(hp * hp, (0, 0), win)
 
 

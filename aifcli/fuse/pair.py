@@ -32,7 +32,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from ..align.pair import PairAlignment, _resize, align_pair, fine_band_energy
+from ..align.pair import PairAlignment, _resize, align_pair, fine_band
 from ..color.local_affine import match_colors
 from ..errors import UsageError
 
@@ -70,23 +70,88 @@ def _luma(rgb: np.ndarray) -> np.ndarray:
     return y if y.ndim == 2 else y[..., 0]
 
 
-def detail_energy(rgb: np.ndarray, sigma_hp: float = 1.5, sigma_win: float = 3.0) -> np.ndarray:
-    """Local energy of the luminance's finest band: a focus measure."""
-    return fine_band_energy(_luma(rgb), sigma_hp, sigma_win)
+def noise_energy_map(y: np.ndarray, e: np.ndarray, bins: int = 8, pct: float = 5.0,
+                     floor: float = 0.002) -> np.ndarray:
+    """Per-pixel noise energy of a fine band as a function of local brightness: the
+    ``pct``-th percentile of the band's local energy ``e`` in each of ``bins`` brightness
+    quantiles of ``y`` (local mean luminance, same grid), interpolated by brightness and at
+    least ``floor`` squared. Shot noise grows with the signal, and the band's MAD over the
+    whole frame (``band_noise_sigma``) is inflated by texture; within one brightness bin the
+    quietest pixels (defocused or flat) show the noise itself. (A noise level function in
+    the sense of Liu et al. 2006, reduced to what a percentile per bin gives.)"""
+    step = max(1, int(np.sqrt(y.size / 60000)))  # the statistics need ~60k samples, not all
+    ys, es = y[::step, ::step].ravel(), e[::step, ::step].ravel()
+    edges = np.percentile(ys, np.linspace(0.0, 100.0, bins + 1))
+    cen, val = [], []
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        sel = (ys >= lo) & (ys <= hi)
+        if sel.sum() > 50:
+            cen.append(float(np.median(ys[sel])))
+            val.append(float(np.percentile(es[sel], pct)))
+    if not cen:
+        return np.full(e.shape, floor * floor, np.float32)
+    return np.maximum(np.interp(y, cen, val), floor * floor).astype(np.float32)
+
+
+def main_detail(hm: np.ndarray, hu: np.ndarray, em: np.ndarray, eu: np.ndarray, ym: np.ndarray, *,
+                weak: tuple[float, float] = (1.3, 2.0), strong: tuple[float, float] = (4.0, 8.0),
+                share: tuple[float, float] = (0.3, 0.6), rho: tuple[float, float] = (0.1, 0.3),
+                win: float = 8.0, floor: float = 0.002, corr_win: float = 3.0) -> np.ndarray:
+    """0..1 where the main's finest band ``hm`` shows detail of its own that the aligned
+    ultra-wide's band ``hu`` does not share: the main is in focus there and the ultra-wide
+    has noise or misplaced texture.
+
+    - Detail: the band's local energy over a Gaussian window of ``win`` px, against its
+      brightness-dependent noise energy (``noise_energy_map``), is ``strong`` (ramp, 4..8x),
+      or ``weak`` (1.3..2x) and at least ``share`` (ramp 0.3..0.6) of the ultra-wide's over
+      the same window. (At 1024 px a defocused textured background keeps a weak band 1-4x
+      its noise, while the ultra-wide's is 5-10x stronger: the share test keeps it out.)
+    - Not shared: the two bands' local correlation (window ``corr_win``; ``em``/``eu`` are
+      their energies over it) below ``rho``: 1 up to 0.1, 0 from 0.3 on. Where both see the
+      same detail, ``main_mask``'s energy comparison is meaningful and decides.
+
+    Why: ``main_mask`` compares band energies over 3 px, and the ultra-wide's band carries
+    more noise and, where its flow is off, texture out of place, so on a low-contrast
+    in-focus surface it can look as detailed as the main and take part of it (12 MP
+    synthetic pairs, focused far: a 5-70 % ultra-wide share on an in-focus floor whose
+    ultra-wide band correlates 0.15 with the truth, the main's 0.89). The noise test runs on
+    a 4x coarser grid (its window is wide) and is upsampled. Six 12 MP pairs: worst
+    in-focus pair -0.47 -> -0.16 dB, total +0.02 dB; 18 pairs at 1024 px -0.02 dB
+    (docs/BENCHMARKS.md)."""
+    h, w = hm.shape[:2]
+    q = 4 if min(h, w) >= 64 else 1
+    small = (max(1, w // q), max(1, h // q))
+    shrink = lambda x: cv2.resize(x, small, interpolation=cv2.INTER_AREA) if q > 1 else x  # noqa: E731
+    ramp = lambda x, r: np.clip((x - r[0]) * (1.0 / (r[1] - r[0])), 0.0, 1.0)  # noqa: E731
+    e = cv2.GaussianBlur(shrink(hm * hm), (0, 0), win / q)
+    e_u = cv2.GaussianBlur(shrink(hu * hu), (0, 0), win / q)
+    y = cv2.GaussianBlur(shrink(ym), (0, 0), 3.0 / q)
+    snr = e / noise_energy_map(y, e, floor=floor)
+    detail = np.maximum(ramp(snr, weak) * ramp(e / (e_u + 1e-12), share), ramp(snr, strong)).astype(np.float32)
+    if q > 1:
+        detail = cv2.resize(detail, (w, h), interpolation=cv2.INTER_LINEAR)
+    r = cv2.divide(cv2.GaussianBlur(cv2.multiply(hm, hu), (0, 0), corr_win), cv2.sqrt(cv2.multiply(em, eu) + 1e-12))
+    return cv2.multiply(detail, 1.0 - ramp(r, rho))
 
 
 def main_mask(main: np.ndarray, uw: np.ndarray, infield: np.ndarray, *, bias: float = 0.7, softness: float = 0.3,
-              eps: float = 2e-6, grow: int = 2) -> np.ndarray:
+              eps: float = 2e-6, grow: int = 2, own_detail: bool = True) -> np.ndarray:
     """M_m: 1 where the main is at least ``bias`` times as detailed as the ultra-wide.
 
     Both inputs must be at the same (the ultra-wide's native) density. Flat areas (both
-    below ``eps``) and pixels outside the ultra-wide's field go to the main. The main's
-    region is grown by ``grow`` px so its in-focus edges are never replaced.
+    below ``eps``) and pixels outside the ultra-wide's field go to the main, and with
+    ``own_detail`` so do pixels where the main shows detail above its noise that the
+    ultra-wide does not share (``main_detail``). The main's region is grown by ``grow`` px
+    so its in-focus edges are never replaced.
     """
-    em = detail_energy(main)
-    eu = detail_energy(uw)
+    ym, yu = _luma(main), _luma(uw)
+    hm, hu = fine_band(ym), fine_band(yu)  # fine_band_energy's, kept for main_detail
+    em = cv2.GaussianBlur(hm * hm, (0, 0), 3.0)
+    eu = cv2.GaussianBlur(hu * hu, (0, 0), 3.0)
     r = np.log((em + eps) / (eu + eps)) - np.log(bias)
     m = 1.0 / (1.0 + np.exp(-r / softness))
+    if own_detail:
+        m = np.maximum(m, main_detail(hm, hu, em, eu, ym))
     m = np.maximum(m, 1.0 - infield).astype(np.float32)
     if grow > 0:
         m = cv2.dilate(m, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1)))
@@ -112,8 +177,7 @@ def sharp_main(main_t: np.ndarray, lo: float = 4.0, hi: float = 8.0, min_noise: 
     and the ultra-wide lost most of its share: not done. The focused-far pairs keep their
     loss (their sharp backgrounds fill the frame, the noise estimate is inflated by texture
     and this test does not fire; that loss is the ultra-wide's share, ``M_wc``)."""
-    y = _luma(main_t)
-    hp = y - cv2.GaussianBlur(y, (0, 0), 1.5)
+    hp = fine_band(_luma(main_t))
     noise = max(band_noise_sigma(hp), min_noise) ** 2
     e = cv2.GaussianBlur(hp * hp, (0, 0), 3.0)
     return np.clip((e / noise - lo) / (hi - lo), 0.0, 1.0).astype(np.float32)
@@ -273,7 +337,9 @@ def fuse_pair(main: np.ndarray, ultrawide: np.ndarray, preset: Any = None, *, ra
     """All-in-focus main view from ``main`` and ``ultrawide`` (float32 HxWx3 RGB [0,1]).
 
     ``preset``/``ratio`` give the focal ratio for the initial guess (see ``align_pair``);
-    ``use_confidence=False`` trusts the flow everywhere (an ablation: ghosts at occlusions);
+    ``use_confidence=False`` trusts the flow everywhere (an ablation: ghosts at occlusions;
+    it also turns off the content check and ``main_detail``, which distrust the ultra-wide
+    where it does not show the main's content);
     ``content_check``: also distrust the flow where the ultra-wide, under the colour match's
     global transform, shows other content than the main (objects that moved between the
     exposures; ``content_agreement``);
@@ -336,10 +402,11 @@ def fuse_pair(main: np.ndarray, ultrawide: np.ndarray, preset: Any = None, *, ra
         # Compare sharpness at the ultra-wide's own density (it is upsampled on the fuse grid).
         ts = float(np.clip(al.scale / t, 0.25, 1.0))
         if ts < 0.95:
-            mm = main_mask(_resize(main_t, ts), _resize(iwc, ts), _resize(infield, ts), bias=main_bias)
+            mm = main_mask(_resize(main_t, ts), _resize(iwc, ts), _resize(infield, ts), bias=main_bias,
+                               own_detail=use_confidence)
             mm = np.clip(cv2.resize(mm, (shape_t[1], shape_t[0]), interpolation=cv2.INTER_LINEAR), 0, 1)
         else:
-            mm = main_mask(main_t, iwc, infield, bias=main_bias)
+            mm = main_mask(main_t, iwc, infield, bias=main_bias, own_detail=use_confidence)
         m_wc = (1.0 - mm) * conf
         m_d = (1.0 - mm) * (1.0 - conf)
         # where the main itself is clearly sharp the denoised main does not replace it (at
