@@ -7,7 +7,10 @@ EasyAIF eq. 2 with classical parts (DESIGN.md §2 "Pairs", steps 4-6):
 - ``I_m``  the main image; ``M_m`` is high where the main is at least about as sharp as
   the aligned ultra-wide (local high-frequency energy at the ultra-wide's own pixel
   density). That covers the main's in-focus regions, flat regions, the area outside the
-  ultra-wide's field, and objects the ultra-wide itself sees defocused (very near).
+  ultra-wide's field, and objects the ultra-wide itself sees defocused (very near); and
+  where the main's band shows detail above its own noise that the ultra-wide's band does
+  not share (``main_detail``: an in-focus surface the ultra-wide shows noisier or slightly
+  out of place).
 - ``I_wc`` the flow-warped, colour-matched ultra-wide; ``M_wc = (1 - M_m) * C`` with ``C``
   the forward-backward confidence of the alignment, times ``content_agreement`` (0 where
   the ultra-wide shows something the main does not: it moved between the exposures).
