@@ -424,12 +424,10 @@ def fuse_pair(main: np.ndarray, ultrawide: np.ndarray, preset: Any = None, *, ra
         t0 = time.perf_counter()
         # Compare sharpness at the ultra-wide's own density (it is upsampled on the fuse grid).
         ts = float(np.clip(al.scale / t, 0.25, 1.0))
+        at_ts = (lambda x: _resize(x, ts)) if ts < 0.95 else (lambda x: x)  # noqa: E731
+        mm = main_mask(at_ts(main_t), at_ts(iwc), at_ts(infield), bias=main_bias, own_detail=use_confidence)
         if ts < 0.95:
-            mm = main_mask(_resize(main_t, ts), _resize(iwc, ts), _resize(infield, ts), bias=main_bias,
-                               own_detail=use_confidence)
             mm = np.clip(cv2.resize(mm, (shape_t[1], shape_t[0]), interpolation=cv2.INTER_LINEAR), 0, 1)
-        else:
-            mm = main_mask(main_t, iwc, infield, bias=main_bias, own_detail=use_confidence)
         m_wc = (1.0 - mm) * conf
         m_d = (1.0 - mm) * (1.0 - conf)
         # where the main itself is clearly sharp the denoised main does not replace it (at
