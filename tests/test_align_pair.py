@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from aifcli.align.pair import (_prep, align_pair, coarse_fallback, defocus_matched_flow, dense_flow, fb_confidence,
-                               initial_homography)
+from aifcli.align.pair import (_prep, align_pair, coarse_fallback, defocus_matched_flow, dense_flow,
+                               epipolar_projection, fb_confidence, initial_homography)
 from aifcli.cli.app import app
 from aifcli.errors import InputError
 from aifcli.fuse.toy import make_toy_pair
@@ -192,6 +192,56 @@ def test_defocus_matched_flow_leaves_sharp_mains_and_occlusions_alone():
     c = fb_confidence(fw, bw)
     f2, _, c2, choice = defocus_matched_flow(g, g, fw, bw, c)
     assert (choice == 0).mean() > 0.95 and np.abs(f2 - fw).max() < 0.5
+
+
+def _parallax_field(h: int = 120, w: int = 160, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Parallax along (cos 3 deg, sin 3 deg) that varies with 'depth' (-4..34 px), a smooth
+    cross component (a homography's error: 0.1 + 0.2 x / w px), and noise across it (sigma 0.3)."""
+    rng = np.random.default_rng(seed)
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
+    d = np.array([np.cos(np.radians(3)), np.sin(np.radians(3))], np.float32)
+    n = np.array([-d[1], d[0]], np.float32)
+    along = 30.0 * (xs > w / 2) + 4.0 * np.sin(ys / 9.0)
+    cross = 0.1 + 0.2 * xs / w
+    truth = along[..., None] * d + cross[..., None] * n
+    noisy = truth + rng.normal(0.0, 0.3, (h, w)).astype(np.float32)[..., None] * n
+    return truth.astype(np.float32), noisy.astype(np.float32)
+
+
+def test_epipolar_projection_removes_noise_across_the_parallax_direction():
+    truth, noisy = _parallax_field()
+    h, w = truth.shape[:2]
+    cons = np.ones((h, w), np.float32)
+    cons[:20] = 0.0  # inconsistent rows are left as they are
+    rng = np.random.default_rng(1)
+    tex = (cv2.GaussianBlur(rng.random((h, w)).astype(np.float32), (0, 0), 1.0) * 255).astype(np.uint8)  # 2-D texture
+    out, info = epipolar_projection(noisy, cons, tex)
+    assert "skipped" not in info and info["projected"] > 0.5
+    err_before = np.linalg.norm(noisy - truth, axis=-1)[20:]
+    err_after = np.linalg.norm(out - truth, axis=-1)[20:]
+    assert np.median(err_after) < 0.5 * np.median(err_before), (np.median(err_before), np.median(err_after))
+    assert np.array_equal(out[:20], noisy[:20])
+    # the component along the parallax (the depth) is untouched
+    d = np.array(info["direction"], np.float32)
+    assert np.abs((out - noisy) @ d).max() < 1e-3
+
+
+def test_epipolar_projection_leaves_stripes_and_directionless_flow_alone():
+    truth, noisy = _parallax_field()
+    h, w = truth.shape[:2]
+    cons = np.ones((h, w), np.float32)
+    stripes = ((np.sin(np.arange(w, dtype=np.float32) / 2.0) * 100 + 128)[None, :].repeat(h, 0)).astype(np.uint8)
+    out, info = epipolar_projection(noisy, cons, stripes)
+    # along one-directional texture a vector's error can lie along the stripes, where it does
+    # no harm: it is not moved across them
+    assert info["projected"] < 0.05 and np.abs(out - noisy).max() < 1e-6 or np.array_equal(out, noisy)
+    # flow without a dominant direction (no parallax, only noise): nothing is fitted
+    rng = np.random.default_rng(2)
+    iso = rng.normal(0.0, 0.5, (h, w, 2)).astype(np.float32)
+    out, info = epipolar_projection(iso, cons, stripes)
+    assert info["skipped"] == "no dominant parallax direction" and out is iso
+    out, info = epipolar_projection(noisy, np.zeros((h, w), np.float32), stripes)
+    assert info["skipped"] == "too few consistent vectors"
 
 
 def test_unrelated_images_fail_with_a_clear_message():
