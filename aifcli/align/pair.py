@@ -623,16 +623,18 @@ def epipolar_projection(fw: np.ndarray, cons: np.ndarray, gu: np.ndarray, *, ste
     info["mad"] = round(mad, 4)
     if mad > max_mad:
         return fw, {**info, "skipped": "cross-parallax components not smooth"}
-    xf = np.arange(w, dtype=np.float32)[None, :]
-    yf = np.arange(h, dtype=np.float32)[:, None]
-    field = sum(np.float32(c) * b for c, b in zip(coef, basis(xf, yf)))  # broadcast: (h, w)
-    n32 = n.astype(np.float32)
-    off = fw[..., 0] * n32[0] + fw[..., 1] * n32[1] - field
+    # the field on the full grid: a row part, a column part and the cross term (2 full-size ops)
+    c0, c1, c2, c3, c4, c5 = (float(c) for c in coef)
+    x = (np.arange(w, dtype=np.float32) - w / 2) / w
+    y = (np.arange(h, dtype=np.float32) - h / 2) / w
+    field = np.add.outer(c2 * y + c5 * y * y, c0 + c1 * x + c3 * x * x) + np.outer(c4 * y, x)
+    fx, fy = cv2.split(fw)
+    off = cv2.subtract(cv2.addWeighted(fx, float(n[0]), fy, float(n[1]), 0.0), field, dtype=cv2.CV_32F)
     take = (cons > 0.5) & (_sample_along(texture_coherence(gu), fw) < max_coherence)
-    off *= take
-    out = fw - off[..., None] * n32
+    off[~take] = 0.0
+    out = cv2.merge([cv2.scaleAdd(off, -float(n[0]), fx), cv2.scaleAdd(off, -float(n[1]), fy)])
     info["projected"] = round(float(take.mean()), 4)
-    return out.astype(np.float32), info
+    return out, info
 
 
 def soften_confidence(consistent: np.ndarray, infield: np.ndarray, occ_grow: int = 1) -> np.ndarray:

@@ -54,7 +54,10 @@ def align_cmd(
     against the ultra-wide blurred to the main's local sharpness; forward-backward
     consistency for the confidence, with flow from 2x and 4x coarser grids filling
     inconsistent pixels of a defocused background when it agrees with the consistent flow
-    around them. Pairs that do not overlap fail with a message (exit 2).
+    around them. The cameras sit side by side, so the parallax runs along one direction:
+    consistent vectors take their component across it from a smooth fitted field (the
+    homography JSON's "epipolar" entry gives the direction and fit, or why it was
+    skipped). Pairs that do not overlap fail with a message (exit 2).
     """
     from ..align.pair_io import align_files, load_pair
     from ..io import check_output, write_bytes_atomic, write_gray8, write_image
