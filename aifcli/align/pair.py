@@ -563,7 +563,7 @@ def texture_coherence(g: np.ndarray, sigma: float = 1.0, win: float = 3.0) -> np
 
 
 def epipolar_projection(fw: np.ndarray, cons: np.ndarray, gu: np.ndarray, *, step: int = 4,
-                        max_spread: float = 0.1, max_mad: float = 0.5, max_coherence: float = 0.5,
+                        max_spread: float = 0.1, max_mad: float = 0.5, max_coherence: float = 0.85,
                         iters: int = 3) -> tuple[np.ndarray, dict[str, Any]]:
     """Consistent flow vectors with their component across the parallax direction replaced
     by a smooth fitted field (the epipolar constraint of a side-by-side camera pair).
@@ -585,7 +585,9 @@ def epipolar_projection(fw: np.ndarray, cons: np.ndarray, gu: np.ndarray, *, ste
     has texture that is not one-directional at the matched point (``texture_coherence``
     below ``max_coherence``): along stripes DIS's error lies along the stripes, where it
     does no harm, and moving such a vector across them put the stripes out of place
-    (-0.2 to -0.6 dB on the focused-far pairs without this test).
+    (-0.2 to -0.6 dB on the focused-far pairs without this test). Six 12 MP pairs, total
+    PSNR with the threshold at 0.5 / 0.7 / 0.85 / 0.9 / 0.95: 25.42 / 25.45 / 25.48 / 25.48 /
+    25.47 dB (25.30 without the projection).
 
     Nothing is changed (``info["skipped"]`` says why) with fewer than 200 consistent
     samples, without a dominant direction (eigenvalue ratio above ``max_spread``: little
