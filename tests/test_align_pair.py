@@ -262,12 +262,17 @@ def test_align_cli_writes_all_outputs_and_refuses_overwrite(tmp_path):
         assert (tmp_path / f"al{suffix}").exists()
     info = json.loads((tmp_path / "al.homography.json").read_text())
     assert np.array(info["H"]).shape == (3, 3) and info["inliers"] >= 20
+    # the epipolar step reports what it fitted, or why it did nothing
+    assert "direction" in info["epipolar"] or "skipped" in info["epipolar"]
     flow = np.load(tmp_path / "al.flow.npy")
     assert flow.shape == (240, 320, 2)
     conf = read_gray(tmp_path / "al.confidence.png")
     assert conf.shape == (240, 320) and 0.5 < conf.mean() <= 1.0
     r = runner.invoke(app, ["align", str(tmp_path / "m.png"), str(tmp_path / "u.png"), "-o", str(out)])
     assert r.exit_code == 2 and "exists" in r.output
+    r = runner.invoke(app, ["align", str(tmp_path / "m.png"), str(tmp_path / "u.png"), "-o", str(tmp_path / "v.png"),
+                            "--ratio", "2", "-v"])
+    assert r.exit_code == 0 and "epipolar projection" in r.output, r.output
 
 
 def test_align_cli_bad_inputs(tmp_path):

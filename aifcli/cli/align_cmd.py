@@ -95,3 +95,9 @@ def align_cmd(
     ui.info(f"wrote {outs['image']} (+ .confidence.png, .flow.npy, .homography.json) in {info['seconds']:.2f} s: "
             f"{al.inliers}/{al.matches} inliers, residual {al.residual_px:.2f} px, "
             f"{info['confident_fraction']:.0%} confident, {info['infield_fraction']:.0%} inside the ultra-wide's field")
+    epi = al.epipolar
+    if "skipped" in epi:
+        ui.detail(f"epipolar projection skipped: {epi['skipped']}")
+    else:
+        ui.detail(f"epipolar projection: parallax direction ({epi['direction'][0]:+.3f}, {epi['direction'][1]:+.3f}), "
+                  f"cross-field MAD {epi['mad']:.2f} work px, {epi['projected']:.0%} of the vectors projected")
