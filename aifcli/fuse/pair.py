@@ -153,10 +153,11 @@ def main_mask(main: np.ndarray, uw: np.ndarray, infield: np.ndarray, *, bias: fl
     hm, hu = fine_band(ym), fine_band(yu)  # fine_band_energy's, kept for main_detail
     em = cv2.GaussianBlur(hm * hm, (0, 0), 3.0)
     eu = cv2.GaussianBlur(hu * hu, (0, 0), 3.0)
-    # the logistic of log(ratio / bias) / softness, written as p / (1 + p) with p = (ratio / bias)^(1 / softness):
-    # the same values in OpenCV's float32 ops (numpy's log and exp took 25 ms of a 12 MP pair)
-    p = cv2.pow(cv2.divide(cv2.add(em, eps), cv2.add(eu, eps), scale=1.0 / bias), 1.0 / softness)
-    m = cv2.divide(p, cv2.add(p, 1.0))
+    # the logistic of log(ratio / bias) / softness, written as 1 / (1 + q) with q = (bias / ratio)^(1 / softness):
+    # the same values in OpenCV's float32 ops (numpy's log and exp took 25 ms of a 12 MP pair); where q
+    # overflows to inf the mask is exactly 0
+    q = cv2.pow(cv2.divide(cv2.add(eu, eps), cv2.add(em, eps), scale=bias), 1.0 / softness)
+    m = cv2.divide(1.0, cv2.add(q, 1.0))
     if own_detail:
         m = cv2.max(m, main_detail(hm, hu, em, eu, ym))
     m = cv2.max(m, cv2.subtract(1.0, np.asarray(infield, np.float32)))
