@@ -30,6 +30,7 @@ medians, plus the process's peak RSS.
     nice python bench/bench_fuse.py --speed --runs 5            # 12 MP synthetic pair
     nice python bench/bench_fuse.py --speed --pair MAIN.jpg UW.jpg
     nice python bench/bench_fuse.py --defocus-figure docs/img/fuse --presets iphone-13   # docs/FUSE.md figure
+    nice python bench/bench_fuse.py --epipolar-figure docs/img/fuse --presets huawei-mate30pro   # docs/FUSE.md figure
 """
 from __future__ import annotations
 
@@ -533,19 +534,19 @@ def make_figures(args: argparse.Namespace, out: Path) -> None:
               file=sys.stderr)
 
 
-def make_defocus_figure(args: argparse.Namespace, out: Path) -> None:
-    """docs/FUSE.md figure: a defocused background at 12 MP fused with and without the
-    defocus-matched flow (``align_pair(defocus_levels=())``), 100 % crops where it changes
-    the error most, next to the main and the ground truth."""
+def _ab_crop_figure(args: argparse.Namespace, out: Path, name: str, without: dict, label: str) -> None:
+    """A 12 MP pair (first preset, focused near) fused with ``align_pair(**without)`` and with
+    the default alignment; 100 % crops where the change lowers the error most, next to the
+    main and the ground truth, written to ``out / name``."""
     from aifcli.synth.pairs import make_pair_scene
 
     out.mkdir(parents=True, exist_ok=True)
     ps = make_pair_scene(args.seed, size="full", preset=args.presets.split(",")[0], index=0)
     main = ps.main_near
     res = {}
-    for name, kw in (("without", {"defocus_levels": ()}), ("with", {})):
+    for key, kw in (("without", without), ("with", {})):
         al = align_pair(main, ps.ultrawide, ratio=focal_ratio(ps), **kw)
-        res[name] = fuse_pair(main, ps.ultrawide, alignment=al).image
+        res[key] = fuse_pair(main, ps.ultrawide, alignment=al).image
     err = lambda a: cv2.GaussianBlur(((a - ps.aif) ** 2).sum(-1), (0, 0), 40.0)  # noqa: E731
     gain = err(res["without"]) - err(res["with"])
     r = 200
@@ -553,13 +554,24 @@ def make_defocus_figure(args: argparse.Namespace, out: Path) -> None:
     cy, cx = np.unravel_index(int(np.argmax(gain)), gain.shape)
     crop = lambda a: _u8(a[cy - r:cy + r, cx - r:cx + r])  # noqa: E731
     tiles = [("main (focused near)", main), ("aif fuse, without", res["without"]),
-             ("aif fuse, defocus-matched flow", res["with"]), ("ground truth", ps.aif)]
-    cv2.imwrite(str(out / "defocus_matched_flow.jpg"), np.hstack([_label(crop(a), t) for t, a in tiles]),
-                [cv2.IMWRITE_JPEG_QUALITY, 90])
+             (f"aif fuse, {label}", res["with"]), ("ground truth", ps.aif)]
+    cv2.imwrite(str(out / name), np.hstack([_label(crop(a), t) for t, a in tiles]), [cv2.IMWRITE_JPEG_QUALITY, 90])
     rmse = {k: float(np.sqrt(((v[cy - r:cy + r, cx - r:cx + r] - ps.aif[cy - r:cy + r, cx - r:cx + r]) ** 2).mean()))
             for k, v in res.items()}
-    print(f"defocus figure: crop at x {cx - r}, y {cy - r}; RMSE without {rmse['without']:.4f}, with {rmse['with']:.4f}",
+    print(f"{name}: crop at x {cx - r}, y {cy - r}; RMSE without {rmse['without']:.4f}, with {rmse['with']:.4f}",
           file=sys.stderr)
+
+
+def make_defocus_figure(args: argparse.Namespace, out: Path) -> None:
+    """docs/FUSE.md figure: a defocused background at 12 MP fused with and without the
+    defocus-matched flow (``align_pair(defocus_levels=())``)."""
+    _ab_crop_figure(args, out, "defocus_matched_flow.jpg", {"defocus_levels": ()}, "defocus-matched flow")
+
+
+def make_epipolar_figure(args: argparse.Namespace, out: Path) -> None:
+    """docs/FUSE.md figure: a 12 MP pair fused with and without the epipolar projection
+    (``align_pair(epipolar=False)``)."""
+    _ab_crop_figure(args, out, "epipolar_projection.jpg", {"epipolar": False}, "epipolar projection")
 
 
 def main() -> None:
@@ -581,6 +593,7 @@ def main() -> None:
     ap.add_argument("--engine-compare", action="store_true",
                     help="classical vs learned engines on held-out scenes (Table I + Table IV-style ablation)")
     ap.add_argument("--defocus-figure", type=Path, help="write docs/FUSE.md's defocus-matched flow figure here (12 MP, first preset) and exit")
+    ap.add_argument("--epipolar-figure", type=Path, help="write docs/FUSE.md's epipolar projection figure here (12 MP, first preset) and exit")
     ap.add_argument("--engine-figures", type=Path, help="write the docs/LEARNED.md figures here and exit")
     ap.add_argument("--gap", action="store_true",
                     help="aif fuse with ground-truth flow and/or visibility in place of its own: where the gap to the oracle is")
@@ -593,6 +606,9 @@ def main() -> None:
         return
     if args.defocus_figure:
         make_defocus_figure(args, args.defocus_figure)
+        return
+    if args.epipolar_figure:
+        make_epipolar_figure(args, args.epipolar_figure)
         return
     if args.engine_figures:
         make_engine_figures(args, args.engine_figures)
