@@ -552,12 +552,11 @@ def _ab_crop_figure(args: argparse.Namespace, out: Path, name: str, without: dic
     r = 200
     gain[:r], gain[-r:], gain[:, :r], gain[:, -r:] = 0, 0, 0, 0
     cy, cx = np.unravel_index(int(np.argmax(gain)), gain.shape)
-    crop = lambda a: _u8(a[cy - r:cy + r, cx - r:cx + r])  # noqa: E731
+    win = np.s_[cy - r:cy + r, cx - r:cx + r]
     tiles = [("main (focused near)", main), ("aif fuse, without", res["without"]),
              (f"aif fuse, {label}", res["with"]), ("ground truth", ps.aif)]
-    cv2.imwrite(str(out / name), np.hstack([_label(crop(a), t) for t, a in tiles]), [cv2.IMWRITE_JPEG_QUALITY, 90])
-    rmse = {k: float(np.sqrt(((v[cy - r:cy + r, cx - r:cx + r] - ps.aif[cy - r:cy + r, cx - r:cx + r]) ** 2).mean()))
-            for k, v in res.items()}
+    cv2.imwrite(str(out / name), np.hstack([_label(_u8(a[win]), t) for t, a in tiles]), [cv2.IMWRITE_JPEG_QUALITY, 90])
+    rmse = {k: float(np.sqrt(((v[win] - ps.aif[win]) ** 2).mean())) for k, v in res.items()}
     print(f"{name}: crop at x {cx - r}, y {cy - r}; RMSE without {rmse['without']:.4f}, with {rmse['with']:.4f}",
           file=sys.stderr)
 
