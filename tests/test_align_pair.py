@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from aifcli.align.pair import (_prep, align_pair, coarse_fallback, defocus_matched_flow, dense_flow,
-                               epipolar_projection, fb_confidence, initial_homography)
+from aifcli.align.pair import (_prep, align_pair, coarse_fallback, defocus_matched_flow, defocused_object_flow,
+                               dense_flow, epipolar_projection, fb_confidence, initial_homography)
 from aifcli.cli.app import app
 from aifcli.errors import InputError
 from aifcli.fuse.toy import make_toy_pair
@@ -242,6 +242,68 @@ def test_epipolar_projection_leaves_stripes_and_directionless_flow_alone():
     assert info["skipped"] == "no dominant parallax direction" and out is iso
     out, info = epipolar_projection(noisy, np.zeros((h, w), np.float32), stripes)
     assert info["skipped"] == "too few consistent vectors"
+
+
+def _striped_disc_pair(defocused: bool, d: float = 20.0, h: int = 192, w: int = 256, seed: int = 3
+                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Work-grid luma (grey levels) of a main and an ultra-wide: a textured background with no
+    parallax and a striped disc (period 5 px) that the ultra-wide sees ``d`` px to the right.
+    The main shows the disc blurred (sigma 5 px, stripes gone) when ``defocused``."""
+    rng = np.random.default_rng(seed)
+    bg = cv2.GaussianBlur(rng.random((h, w)).astype(np.float32), (0, 0), 1.2)
+    bg = (bg - bg.mean()) / bg.std() * 25 + 110
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
+
+    def layer(shift: float) -> tuple[np.ndarray, np.ndarray]:
+        alpha = (((xs - w / 2 - shift) / 55) ** 2 + ((ys - h / 2) / 45) ** 2 < 1).astype(np.float32)
+        return alpha, 150 + 60 * np.sin(2 * np.pi * (xs - shift) / 5.0)
+
+    a_u, o_u = layer(d)
+    uw = bg * (1 - a_u) + o_u * a_u
+    a_m, o_m = layer(0.0)
+    if defocused:  # a blurred object layer over the sharp background (what a thin lens does to a near disc)
+        a_m = cv2.GaussianBlur(a_m, (0, 0), 5.0)
+        o_m = cv2.GaussianBlur(o_m * (a_m > 0), (0, 0), 5.0) / np.maximum(cv2.GaussianBlur((a_m > 0).astype(np.float32), (0, 0), 5.0), 1e-3)
+    main = bg * (1 - a_m) + o_m * a_m
+    truth = np.zeros((h, w, 2), np.float32)
+    truth[..., 0] = d * (layer(0.0)[0] > 0)
+    return main.astype(np.float32), uw.astype(np.float32), truth
+
+
+def test_defocused_object_gets_its_parallax_from_its_silhouette():
+    main, uw, truth = _striped_disc_pair(True)
+    h, w = main.shape
+    inside = truth[..., 0] > 0
+    # the flow on the featureless disc settled on the wrong stripe, and is inconsistent in places
+    fw = truth.copy()
+    fw[inside, 0] += 5.0
+    cons = np.ones((h, w), np.float32)
+    cons[inside & (np.arange(w)[None, :] % 16 < 4)] = 0.0
+    epi = {"direction": [1.0, 0.0], "cross_coef": [0.0] * 6}
+    out, c, objs = defocused_object_flow(main, uw, fw, cons, epi)
+    used = [o for o in objs if "replaced" in o]
+    assert len(used) == 1 and abs(used[0]["parallax"] - 20.0) < 0.5, objs
+    # set inside the region eroded by the blur (the rim, a mix of object and background, keeps its flow)
+    core = cv2.erode(inside.astype(np.uint8), np.ones((25, 25), np.uint8)) > 0
+    assert np.abs(out[core] - truth[core]).max() < 0.5
+    assert (c[core] == 1.0).all()
+    # the background keeps its flow, and the inputs are untouched
+    far = cv2.dilate(inside.astype(np.uint8), np.ones((41, 41), np.uint8)) == 0
+    assert np.array_equal(out[far], fw[far]) and np.abs(fw[inside, 0] - 25.0).max() < 1e-5
+
+
+def test_defocused_object_flow_leaves_sharp_objects_and_unfitted_pairs_alone():
+    main, uw, truth = _striped_disc_pair(False)
+    h, w = main.shape
+    fw = truth.copy()
+    fw[truth[..., 0] > 0, 0] += 5.0  # on the wrong stripe, but the main shows the stripes: not a defocused object
+    cons = np.ones((h, w), np.float32)
+    epi = {"direction": [1.0, 0.0], "cross_coef": [0.0] * 6}
+    out, c, objs = defocused_object_flow(main, uw, fw, cons, epi)
+    assert not any("replaced" in o for o in objs) and np.array_equal(out, fw), objs
+    main, uw, truth = _striped_disc_pair(True)
+    out, c, objs = defocused_object_flow(main, uw, fw, cons, {"skipped": "no dominant parallax direction"})
+    assert objs == [] and out is fw and c is cons
 
 
 def test_unrelated_images_fail_with_a_clear_message():

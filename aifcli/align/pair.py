@@ -23,6 +23,9 @@ main view is roughly a centred, scaled crop of it, plus parallax. Stages
 7. Epipolar projection: the two cameras sit side by side, so all parallax runs along one
    image direction; consistent vectors get their component across it from a smooth
    fitted field (``epipolar_projection``).
+8. Defocused objects: a near object the main shows as a featureless blur gets one
+   parallax, matched from its blurred silhouette along that direction
+   (``defocused_object_flow``).
 
 Everything is estimated on a small grid (``work_width`` pixels wide, about 1/4 of a
 12 MP frame); the result can then warp the ultra-wide onto the main grid at any scale
@@ -593,7 +596,9 @@ def epipolar_projection(fw: np.ndarray, cons: np.ndarray, gu: np.ndarray, *, ste
     samples, without a dominant direction (eigenvalue ratio above ``max_spread``: little
     parallax, e.g. the real iPhone pair, 0.18), or when the field does not explain the
     cross components (MAD above ``max_mad`` work px: a camera pair that is not side by
-    side, uncorrected lens distortion). Returns (flow, info); inputs untouched."""
+    side, uncorrected lens distortion). Returns (flow, info); inputs untouched; ``info``
+    holds the direction, the fit's quality and its coefficients (``cross_coef``, for
+    ``defocused_object_flow``)."""
     h, w = fw.shape[:2]
     sel = cons[::step, ::step] > 0.5
     v = fw[::step, ::step][sel].astype(np.float64)
@@ -636,7 +641,153 @@ def epipolar_projection(fw: np.ndarray, cons: np.ndarray, gu: np.ndarray, *, ste
     off[~take] = 0.0
     out = cv2.merge([cv2.scaleAdd(off, -float(n[0]), fx), cv2.scaleAdd(off, -float(n[1]), fy)])
     info["projected"] = round(float(take.mean()), 4)
+    info["cross_coef"] = [float(c) for c in coef]
     return out, info
+
+
+def _cross_field(coef: list[float], x: np.ndarray, y: np.ndarray, w: int, h: int) -> np.ndarray:
+    """``epipolar_projection``'s fitted cross-parallax field at work px (x, y) (broadcasting)."""
+    c0, c1, c2, c3, c4, c5 = coef
+    u, v = (x - w / 2) / w, (y - h / 2) / w
+    return c0 + c1 * u + c2 * v + c3 * u * u + c4 * u * v + c5 * v * v
+
+
+def _zncc_shift(m: np.ndarray, wt: np.ndarray, U: np.ndarray, bx: np.ndarray, by: np.ndarray,
+                dx: float, dy: float) -> float:
+    """Weighted zero-mean normalised correlation of ``m`` (already weighted-mean-free) and
+    ``U`` sampled at (bx + dx, by + dy), weights ``wt`` (all flat but U)."""
+    u = cv2.remap(U, bx + np.float32(dx), by + np.float32(dy), cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE).ravel()
+    sw = float(wt.sum())
+    mu = float(wt @ u) / sw
+    vu = float(wt @ (u * u)) / sw - mu * mu
+    return float((wt * m) @ u) / sw / np.sqrt(max(vu, 1e-9) * float(wt @ (m * m)) / sw + 1e-12)
+
+
+def defocused_object_flow(ym: np.ndarray, yu: np.ndarray, fw: np.ndarray, cons: np.ndarray, epi: dict[str, Any], *,
+                          ratio_thresh: float = 1.0, min_area: float = 0.002, max_area: float = 0.25,
+                          sigmas: tuple[float, ...] = (2.0, 4.0, 6.0, 8.0), min_zncc: float = 0.8, margin: float = 0.01,
+                          tol: float = 1.0) -> tuple[np.ndarray, np.ndarray, list[dict[str, Any]]]:
+    """One parallax per defocused object, from its blurred silhouette.
+
+    A main focused far shows a near object as a featureless blur while the ultra-wide
+    shows it sharp; inside it the flow has nothing to follow, and on a striped object it
+    settles on the wrong stripe (12 MP synthetic pairs: median end-point error 3-4 work px
+    on objects with 30-60 px of parallax, where 0.25 px keeps the gain: placing the stripes
+    1 / 2 / 4 full px off costs 2 / 18 / 84 % of it). The object's outline, though, is
+    visible in both images, and the whole object moves as one.
+
+    Objects: connected regions (area ``min_area``..``max_area`` of the grid) where the
+    ultra-wide's fine-band energy, sampled along the flow, exceeds the main's by more than
+    e^``ratio_thresh`` (``ym``/``yu``: luma of the main and of the homography-warped
+    ultra-wide on the work grid, grey levels). For each, the main (Gaussian 1.5 px) is
+    correlated (ZNCC) with the ultra-wide blurred by each of ``sigmas`` and shifted along
+    the parallax direction (``epi``: ``epipolar_projection``'s direction and cross field)
+    over the object and a ring around it: every 4 px on a 4x coarser grid, then 1 px at 2x,
+    then 0.25 px on the work grid with a parabola through the peak. Measured against the
+    ground truth on six 12 MP objects: 0.01-0.33 work px off, where the flow's median was
+    off by 3-4.
+
+    The object's parallax replaces the flow (and the pixel counts as consistent) inside
+    the region eroded by the chosen blur, where the flow is inconsistent or more than
+    ``tol`` px from it, only when the silhouette is a clear, unique match: ZNCC at least
+    ``min_zncc``, a peak (lower at 2 px along and across the line), and no more than
+    ``margin`` below the ZNCC of the flow itself (which can follow any blurred shape pixel
+    by pixel), or ``margin`` above it where the flow agrees with itself on another value
+    (more than half of the region consistent, spread under 0.5 px). A region made of two
+    objects at different depths fails these tests (12 MP: a box partly in front of
+    another, 4-9 px off, had no peak or lost to its flow).
+    Returns (flow, consistency, one dict per region: its parallax, blur, scores and how
+    many pixels it replaced); inputs untouched. Skipped without ``epi``'s fit."""
+    h, w = ym.shape[:2]
+    info: list[dict[str, Any]] = []
+    if "cross_coef" not in epi:
+        return fw, cons, info
+    e = np.array(epi["direction"], np.float64)
+    e /= np.linalg.norm(e)
+    n = np.array([-e[1], e[0]])
+    coef = epi["cross_coef"]
+    em = fine_band_energy(ym, 1.5, 6.0, 1.0)
+    eu = _sample_along(fine_band_energy(yu, 1.5, 6.0, 1.0), fw)
+    D = (cv2.divide(eu + 1.0, em + 1.0) > np.exp(ratio_thresh)).astype(np.uint8)
+    k5 = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))
+    D = cv2.morphologyEx(cv2.morphologyEx(D, cv2.MORPH_OPEN, k5), cv2.MORPH_CLOSE, k5)
+    nlab, lab, stats, _ = cv2.connectedComponentsWithStats(D, connectivity=8)
+    along = cv2.addWeighted(fw[..., 0], float(e[0]), fw[..., 1], float(e[1]), 0.0)
+    across = cv2.addWeighted(fw[..., 0], float(n[0]), fw[..., 1], float(n[1]), 0.0)
+    vals = along[cons > 0.5]
+    # the search range: what the flow saw, and near objects up to 8 % of the width beyond it
+    lo = min(float(np.percentile(vals, 1)) if vals.size else 0.0, 0.0) - 0.02 * w
+    hi = max(float(np.percentile(vals, 99)) if vals.size else 0.0, 0.0) + 0.08 * w
+    f, c = fw.copy(), cons.copy()
+    ring = max(2, int(round(w / 128)))
+    small = lambda x, q: cv2.resize(x, (w // q, h // q), interpolation=cv2.INTER_AREA) if q > 1 else x  # noqa: E731
+    Ms = {q: cv2.GaussianBlur(small(ym, q), (0, 0), 1.5 / q) for q in (4, 2, 1)}
+    Us: dict[tuple[int, float], np.ndarray] = {}
+
+    def U(q: int, s: float) -> np.ndarray:  # the ultra-wide at grid q, blurred by s work px (made when first asked)
+        if (q, s) not in Us:
+            Us[(q, s)] = cv2.GaussianBlur(small(yu, q), (0, 0), float(np.hypot(1.5, s)) / q)
+        return Us[(q, s)]
+
+    for i in range(1, nlab):
+        area = int(stats[i, cv2.CC_STAT_AREA])
+        if not (min_area * h * w <= area <= max_area * h * w):
+            continue
+        x0, y0 = max(0, int(stats[i, 0]) - 2 * ring), max(0, int(stats[i, 1]) - 2 * ring)
+        x1 = min(w, int(stats[i, 0] + stats[i, 2]) + 2 * ring)
+        y1 = min(h, int(stats[i, 1] + stats[i, 3]) + 2 * ring)
+        S = (lab[y0:y1, x0:x1] == i).astype(np.uint8)
+        R = cv2.dilate(S, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * ring + 1,) * 2)).astype(np.float32)
+        cy, cx = np.mean(np.nonzero(S), axis=1) + (y0, x0)
+        cross = float(_cross_field(coef, cx, cy, w, h))
+
+        def setup(q: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+            a0, b0 = x0 // q, y0 // q
+            a1, b1 = max(a0 + 1, x1 // q), max(b0 + 1, y1 // q)
+            wt = (cv2.resize(R, (a1 - a0, b1 - b0), interpolation=cv2.INTER_AREA) if q > 1 else R).ravel()
+            m = Ms[q][b0:b1, a0:a1].ravel()
+            m = m - float(wt @ m) / max(float(wt.sum()), 1e-6)
+            bx, by = np.meshgrid(np.arange(a0, a1, dtype=np.float32), np.arange(b0, b1, dtype=np.float32))
+            return m, wt, bx, by
+
+        def zn(q: int, st: tuple[np.ndarray, ...], s: float, d: float, cr: float = cross) -> float:
+            v = d * e + cr * n
+            return _zncc_shift(st[0], st[1], U(q, s), st[2], st[3], v[0] / q, v[1] / q)
+
+        st = setup(4)
+        _, d0, s0 = max((zn(4, st, s, d), d, s) for s in sigmas for d in np.arange(lo, hi, 4.0))
+        for q, step in ((2, 1.0), (1, 0.25)):
+            st = setup(q)
+            ds = d0 + np.arange(-4, 5) * step
+            zs = [zn(q, st, s0, d) for d in ds]
+            k = int(np.argmax(zs))
+            d0 = float(ds[k])
+            den = zs[k - 1] - 2 * zs[k] + zs[k + 1] if 0 < k < len(zs) - 1 else 0.0
+            if q == 1 and den < 0:
+                d0 += step * 0.5 * (zs[k - 1] - zs[k + 1]) / den
+        z_obj = zn(1, st, s0, d0)
+        peak = z_obj - max(zn(1, st, s0, d0 + dd, cross + dc) for dd, dc in ((-2, 0), (2, 0), (0, -2), (0, 2)))
+        fb = fw[y0:y1, x0:x1]
+        z_flow = _zncc_shift(st[0], st[1], U(1, s0), st[2] + fb[..., 0], st[3] + fb[..., 1], 0.0, 0.0)
+        rec: dict[str, Any] = {"bbox": [x0, y0, x1, y1], "area": area, "parallax": round(d0, 3), "blur": s0,
+                               "zncc": round(z_obj, 4), "zncc_flow": round(z_flow, 4), "peak": round(peak, 4)}
+        core = cv2.erode(S, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * int(round(s0)) + 1,) * 2)) > 0
+        ok = cons[y0:y1, x0:x1] > 0.5
+        ac = along[y0:y1, x0:x1][core & ok]
+        agrees = False
+        if ac.size > 0.5 * core.sum():  # the flow is mostly consistent here: does it agree with itself?
+            med = float(np.median(ac))
+            agrees = float(np.median(np.abs(ac - med))) < 0.5 and abs(med - d0) > 2 * tol
+        if z_obj >= min_zncc and peak > 0 and z_obj > z_flow + (margin if agrees else -margin):
+            crs = _cross_field(coef, st[2], st[3], w, h)
+            off = (np.abs(along[y0:y1, x0:x1] - d0) > tol) | (np.abs(across[y0:y1, x0:x1] - crs) > tol)
+            take = core & (off | ~ok)
+            new = np.dstack([d0 * e[0] + crs * n[0], d0 * e[1] + crs * n[1]]).astype(np.float32)
+            np.copyto(f[y0:y1, x0:x1], new, where=take[..., None])
+            c[y0:y1, x0:x1][take] = 1.0
+            rec["replaced"] = int(take.sum())
+        info.append(rec)
+    return f, c, info
 
 
 def soften_confidence(consistent: np.ndarray, infield: np.ndarray, occ_grow: int = 1) -> np.ndarray:
@@ -677,7 +828,7 @@ def align_pair(main: np.ndarray, ultrawide: np.ndarray, *, ratio: float | None =
                fb_abs: float = 0.5, occ_grow: int = 1, main_path: Any = None,
                uw_path: Any = None, coarse: tuple[int, ...] = (2, 4),
                defocus_levels: tuple[tuple[float, int], ...] = ((2.0, 1), (4.0, 2), (8.0, 4)),
-               epipolar: bool = True) -> PairAlignment:
+               epipolar: bool = True, objects: bool = True) -> PairAlignment:
     """Align ``ultrawide`` to ``main`` (both float32 HxWx3 RGB, any sizes).
 
     ``ratio``: 35 mm focal length of the main divided by the ultra-wide's (2 for 26/13 mm);
@@ -686,7 +837,9 @@ def align_pair(main: np.ndarray, ultrawide: np.ndarray, *, ratio: float | None =
     pixels (``coarse_fallback``; ``()`` turns it off). ``defocus_levels``: the blurs and
     grids of the defocus-matched flow where the main is defocused (``defocus_matched_flow``;
     ``()`` turns it off). ``epipolar``: replace the consistent vectors' component across the
-    parallax direction by a fitted smooth field (``epipolar_projection``). Raises
+    parallax direction by a fitted smooth field (``epipolar_projection``). ``objects``: one
+    parallax per defocused object from its silhouette (``defocused_object_flow``; needs
+    ``epipolar``). Raises
     ``InputError`` when the images do not overlap.
 
     Deterministic: USAC-MAGSAC draws its samples from OpenCV's per-thread random generator,
@@ -769,6 +922,10 @@ def align_pair(main: np.ndarray, ultrawide: np.ndarray, *, ratio: float | None =
     epi: dict[str, Any] = {"skipped": "turned off"}
     if epipolar:  # after the fills: the fit sees every consistent vector, the projection reaches them all
         fw, epi = epipolar_projection(fw, cons, gu_w)
+        if objects:  # needs the fitted direction and cross field
+            fw, cons, objs = defocused_object_flow(_gray8(main_s).astype(np.float32), _gray8(uwh_s).astype(np.float32),
+                                                   fw, cons, epi)
+            epi = {**epi, "objects": objs}
     timings["flow"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     # field of view: where main pixel + flow lands inside the ultra-wide

@@ -57,7 +57,10 @@ def align_cmd(
     around them. The cameras sit side by side, so the parallax runs along one direction:
     consistent vectors take their component across it from a smooth fitted field (the
     homography JSON's "epipolar" entry gives the direction and fit, or why it was
-    skipped). Pairs that do not overlap fail with a message (exit 2).
+    skipped). A near object the main shows as a featureless blur gets one parallax,
+    matched from its blurred outline along that direction (the entry's "objects" list
+    each such region with its parallax and scores, and how many pixels it set). Pairs
+    that do not overlap fail with a message (exit 2).
     """
     from ..align.pair_io import align_files, load_pair
     from ..io import check_output, write_bytes_atomic, write_gray8, write_image
@@ -101,3 +104,7 @@ def align_cmd(
     else:
         ui.detail(f"epipolar projection: parallax direction ({epi['direction'][0]:+.3f}, {epi['direction'][1]:+.3f}), "
                   f"cross-field MAD {epi['mad']:.2f} work px, {epi['projected']:.0%} of the vectors projected")
+        objs = epi.get("objects", [])
+        used = [o for o in objs if "replaced" in o]
+        ui.detail(f"defocused objects: {len(objs)} found, {len(used)} given one parallax"
+                  + "".join(f"; {o['parallax']:.1f} work px over {o['replaced']} px" for o in used))
