@@ -664,7 +664,7 @@ def _zncc_shift(m: np.ndarray, wt: np.ndarray, U: np.ndarray, bx: np.ndarray, by
 
 
 def defocused_object_flow(ym: np.ndarray, yu: np.ndarray, fw: np.ndarray, cons: np.ndarray, epi: dict[str, Any], *,
-                          ratio_thresh: float = 1.0, min_area: float = 0.002, max_area: float = 0.25,
+                          ratio_thresh: float = 1.0, min_area: float = 0.005, max_area: float = 0.25,
                           sigmas: tuple[float, ...] = (2.0, 4.0, 6.0, 8.0), min_zncc: float = 0.8, margin: float = 0.01,
                           tol: float = 1.0) -> tuple[np.ndarray, np.ndarray, list[dict[str, Any]]]:
     """One parallax per defocused object, from its blurred silhouette.
@@ -712,19 +712,27 @@ def defocused_object_flow(ym: np.ndarray, yu: np.ndarray, fw: np.ndarray, cons: 
     k5 = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))
     D = cv2.morphologyEx(cv2.morphologyEx(D, cv2.MORPH_OPEN, k5), cv2.MORPH_CLOSE, k5)
     nlab, lab, stats, _ = cv2.connectedComponentsWithStats(D, connectivity=8)
+    areas = stats[1:, cv2.CC_STAT_AREA]
+    if not ((areas >= min_area * h * w) & (areas <= max_area * h * w)).any():
+        return fw, cons, info
     along = cv2.addWeighted(fw[..., 0], float(e[0]), fw[..., 1], float(e[1]), 0.0)
     across = cv2.addWeighted(fw[..., 0], float(n[0]), fw[..., 1], float(n[1]), 0.0)
-    vals = along[cons > 0.5]
+    vals = along[::2, ::2][cons[::2, ::2] > 0.5]
     # the search range: what the flow saw, and near objects up to 8 % of the width beyond it
-    lo = min(float(np.percentile(vals, 1)) if vals.size else 0.0, 0.0) - 0.02 * w
-    hi = max(float(np.percentile(vals, 99)) if vals.size else 0.0, 0.0) + 0.08 * w
+    p1, p99 = np.percentile(vals, [1, 99]) if vals.size else (0.0, 0.0)
+    lo, hi = min(float(p1), 0.0) - 0.02 * w, max(float(p99), 0.0) + 0.08 * w
     f, c = fw.copy(), cons.copy()
     ring = max(2, int(round(w / 128)))
     small = lambda x, q: cv2.resize(x, (w // q, h // q), interpolation=cv2.INTER_AREA) if q > 1 else x  # noqa: E731
-    Ms = {q: cv2.GaussianBlur(small(ym, q), (0, 0), 1.5 / q) for q in (4, 2, 1)}
+    Ms: dict[int, np.ndarray] = {}
     Us: dict[tuple[int, float], np.ndarray] = {}
 
-    def U(q: int, s: float) -> np.ndarray:  # the ultra-wide at grid q, blurred by s work px (made when first asked)
+    def M(q: int) -> np.ndarray:  # the main at grid q (Gaussian 1.5 work px), made when first asked
+        if q not in Ms:
+            Ms[q] = cv2.GaussianBlur(small(ym, q), (0, 0), 1.5 / q)
+        return Ms[q]
+
+    def U(q: int, s: float) -> np.ndarray:  # the ultra-wide at grid q, blurred by s work px
         if (q, s) not in Us:
             Us[(q, s)] = cv2.GaussianBlur(small(yu, q), (0, 0), float(np.hypot(1.5, s)) / q)
         return Us[(q, s)]
@@ -738,6 +746,10 @@ def defocused_object_flow(ym: np.ndarray, yu: np.ndarray, fw: np.ndarray, cons: 
         y1 = min(h, int(stats[i, 1] + stats[i, 3]) + 2 * ring)
         S = (lab[y0:y1, x0:x1] == i).astype(np.uint8)
         R = cv2.dilate(S, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * ring + 1,) * 2)).astype(np.float32)
+        inner = cv2.erode(S, k5) > 0
+        a_in = along[y0:y1, x0:x1][inner]
+        if a_in.size and (cons[y0:y1, x0:x1][inner] > 0.5).all() and np.ptp(np.percentile(a_in, [1, 99])) < tol:
+            continue  # the flow already gives the whole region one parallax: nothing to do (saves the search)
         cy, cx = np.mean(np.nonzero(S), axis=1) + (y0, x0)
         cross = float(_cross_field(coef, cx, cy, w, h))
 
@@ -745,7 +757,7 @@ def defocused_object_flow(ym: np.ndarray, yu: np.ndarray, fw: np.ndarray, cons: 
             a0, b0 = x0 // q, y0 // q
             a1, b1 = max(a0 + 1, x1 // q), max(b0 + 1, y1 // q)
             wt = (cv2.resize(R, (a1 - a0, b1 - b0), interpolation=cv2.INTER_AREA) if q > 1 else R).ravel()
-            m = Ms[q][b0:b1, a0:a1].ravel()
+            m = M(q)[b0:b1, a0:a1].ravel()
             m = m - float(wt @ m) / max(float(wt.sum()), 1e-6)
             bx, by = np.meshgrid(np.arange(a0, a1, dtype=np.float32), np.arange(b0, b1, dtype=np.float32))
             return m, wt, bx, by
@@ -755,9 +767,11 @@ def defocused_object_flow(ym: np.ndarray, yu: np.ndarray, fw: np.ndarray, cons: 
             return _zncc_shift(st[0], st[1], U(q, s), st[2], st[3], v[0] / q, v[1] / q)
 
         st = setup(4)
-        _, d0, s0 = max((zn(4, st, s, d), d, s) for s in sigmas for d in np.arange(lo, hi, 4.0))
+        _, d0, s0 = max((zn(4, st, s, d), d, s) for s in sigmas[1::2] for d in np.arange(lo, hi, 4.0))
         for q, step in ((2, 1.0), (1, 0.25)):
             st = setup(q)
+            if q == 2:  # the blur, among all of sigmas, where the coarse search found the object
+                s0 = max(sigmas, key=lambda s: zn(2, st, s, d0))
             ds = d0 + np.arange(-4, 5) * step
             zs = [zn(q, st, s0, d) for d in ds]
             k = int(np.argmax(zs))
