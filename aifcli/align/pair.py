@@ -664,7 +664,7 @@ def _zncc_shift(m: np.ndarray, wt: np.ndarray, U: np.ndarray, bx: np.ndarray, by
 
 
 def defocused_object_flow(ym: np.ndarray, yu: np.ndarray, fw: np.ndarray, cons: np.ndarray, epi: dict[str, Any], *,
-                          ratio_thresh: float = 1.0, min_area: float = 0.005, max_area: float = 0.25,
+                          ratio_thresh: float | tuple[float, ...] = (1.0, 2.0, 3.0, 4.0), min_area: float = 0.005, max_area: float = 0.25,
                           sigmas: tuple[float, ...] = (2.0, 4.0, 6.0, 8.0), min_zncc: float = 0.8, margin: float = 0.01,
                           tol: float = 1.0) -> tuple[np.ndarray, np.ndarray, list[dict[str, Any]]]:
     """One parallax per defocused object, from its blurred silhouette.
@@ -678,8 +678,12 @@ def defocused_object_flow(ym: np.ndarray, yu: np.ndarray, fw: np.ndarray, cons: 
 
     Objects: connected regions (area ``min_area``..``max_area`` of the grid) where the
     ultra-wide's fine-band energy, sampled along the flow, exceeds the main's by more than
-    e^``ratio_thresh`` (``ym``/``yu``: luma of the main and of the homography-warped
-    ultra-wide on the work grid, grey levels). For each, the main (Gaussian 1.5 px) is
+    e^t, for each t of ``ratio_thresh`` (``ym``/``yu``: luma of the main and of the
+    homography-warped ultra-wide on the work grid, grey levels): at the lowest threshold a
+    main focused far shows its near objects, while in a main focused near a defocused
+    object is part of the defocused background until a higher threshold separates the
+    more defocused of the two (12 MP iphone-13 focused near: +0.70 dB from t = 4); a region
+    mostly inside an object already set is skipped. For each, the main (Gaussian 1.5 px) is
     correlated (ZNCC) with the ultra-wide blurred by each of ``sigmas`` and shifted along
     the parallax direction (``epi``: ``epipolar_projection``'s direction and cross field)
     over the object and a ring around it: every 4 px on a 4x coarser grid, then 1 px at 2x,
@@ -708,13 +712,18 @@ def defocused_object_flow(ym: np.ndarray, yu: np.ndarray, fw: np.ndarray, cons: 
     coef = epi["cross_coef"]
     em = fine_band_energy(ym, 1.5, 6.0, 1.0)
     eu = _sample_along(fine_band_energy(yu, 1.5, 6.0, 1.0), fw)
-    D = (cv2.divide(eu + 1.0, em + 1.0) > np.exp(ratio_thresh)).astype(np.uint8)
+    ratio = cv2.divide(eu + 1.0, em + 1.0)
     k5 = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))
-    D = cv2.morphologyEx(cv2.morphologyEx(D, cv2.MORPH_OPEN, k5), cv2.MORPH_CLOSE, k5)
-    nlab, lab, stats, _ = cv2.connectedComponentsWithStats(D, connectivity=8)
-    areas = stats[1:, cv2.CC_STAT_AREA]
-    if not ((areas >= min_area * h * w) & (areas <= max_area * h * w)).any():
+    regions = []  # (label image, stats row, label) of every candidate, lowest threshold first
+    for t in np.atleast_1d(ratio_thresh):
+        D = (ratio > np.exp(t)).astype(np.uint8)
+        D = cv2.morphologyEx(cv2.morphologyEx(D, cv2.MORPH_OPEN, k5), cv2.MORPH_CLOSE, k5)
+        nlab, lab, stats, _ = cv2.connectedComponentsWithStats(D, connectivity=8)
+        regions += [(lab, stats[i], i) for i in range(1, nlab)
+                    if min_area * h * w <= stats[i, cv2.CC_STAT_AREA] <= max_area * h * w]
+    if not regions:
         return fw, cons, info
+    claimed = np.zeros((h, w), bool)
     along = cv2.addWeighted(fw[..., 0], float(e[0]), fw[..., 1], float(e[1]), 0.0)
     across = cv2.addWeighted(fw[..., 0], float(n[0]), fw[..., 1], float(n[1]), 0.0)
     vals = along[::2, ::2][cons[::2, ::2] > 0.5]
@@ -737,14 +746,14 @@ def defocused_object_flow(ym: np.ndarray, yu: np.ndarray, fw: np.ndarray, cons: 
             Us[(q, s)] = cv2.GaussianBlur(small(yu, q), (0, 0), float(np.hypot(1.5, s)) / q)
         return Us[(q, s)]
 
-    for i in range(1, nlab):
-        area = int(stats[i, cv2.CC_STAT_AREA])
-        if not (min_area * h * w <= area <= max_area * h * w):
-            continue
-        x0, y0 = max(0, int(stats[i, 0]) - 2 * ring), max(0, int(stats[i, 1]) - 2 * ring)
-        x1 = min(w, int(stats[i, 0] + stats[i, 2]) + 2 * ring)
-        y1 = min(h, int(stats[i, 1] + stats[i, 3]) + 2 * ring)
+    for lab, st_i, i in regions:
+        area = int(st_i[cv2.CC_STAT_AREA])
+        x0, y0 = max(0, int(st_i[0]) - 2 * ring), max(0, int(st_i[1]) - 2 * ring)
+        x1 = min(w, int(st_i[0] + st_i[2]) + 2 * ring)
+        y1 = min(h, int(st_i[1] + st_i[3]) + 2 * ring)
         S = (lab[y0:y1, x0:x1] == i).astype(np.uint8)
+        if claimed[y0:y1, x0:x1][S > 0].mean() > 0.5:
+            continue  # mostly part of an object already given its parallax (at a lower threshold)
         R = cv2.dilate(S, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * ring + 1,) * 2)).astype(np.float32)
         inner = cv2.erode(S, k5) > 0
         a_in = along[y0:y1, x0:x1][inner]
@@ -799,6 +808,7 @@ def defocused_object_flow(ym: np.ndarray, yu: np.ndarray, fw: np.ndarray, cons: 
             new = np.dstack([d0 * e[0] + crs * n[0], d0 * e[1] + crs * n[1]]).astype(np.float32)
             np.copyto(f[y0:y1, x0:x1], new, where=take[..., None])
             c[y0:y1, x0:x1][take] = 1.0
+            claimed[y0:y1, x0:x1] |= S > 0
             rec["replaced"] = int(take.sum())
         info.append(rec)
     return f, c, info
