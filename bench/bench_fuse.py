@@ -31,6 +31,7 @@ medians, plus the process's peak RSS.
     nice python bench/bench_fuse.py --speed --pair MAIN.jpg UW.jpg
     nice python bench/bench_fuse.py --defocus-figure docs/img/fuse --presets iphone-13   # docs/FUSE.md figure
     nice python bench/bench_fuse.py --epipolar-figure docs/img/fuse --presets huawei-mate30pro   # docs/FUSE.md figure
+    nice python bench/bench_fuse.py --objects-figure docs/img/fuse --presets iphone-13   # docs/FUSE.md figure
 """
 from __future__ import annotations
 
@@ -534,15 +535,16 @@ def make_figures(args: argparse.Namespace, out: Path) -> None:
               file=sys.stderr)
 
 
-def _ab_crop_figure(args: argparse.Namespace, out: Path, name: str, without: dict, label: str) -> None:
-    """A 12 MP pair (first preset, focused near) fused with ``align_pair(**without)`` and with
-    the default alignment; 100 % crops where the change lowers the error most, next to the
-    main and the ground truth, written to ``out / name``."""
+def _ab_crop_figure(args: argparse.Namespace, out: Path, name: str, without: dict, label: str,
+                    focus: str = "near") -> None:
+    """A 12 MP pair (first preset, main focused ``focus``) fused with ``align_pair(**without)``
+    and with the default alignment; 100 % crops where the change lowers the error most, next
+    to the main and the ground truth, written to ``out / name``."""
     from aifcli.synth.pairs import make_pair_scene
 
     out.mkdir(parents=True, exist_ok=True)
     ps = make_pair_scene(args.seed, size="full", preset=args.presets.split(",")[0], index=0)
-    main = ps.main_near
+    main = ps.main_near if focus == "near" else ps.main_far
     res = {}
     for key, kw in (("without", without), ("with", {})):
         al = align_pair(main, ps.ultrawide, ratio=focal_ratio(ps), **kw)
@@ -553,7 +555,7 @@ def _ab_crop_figure(args: argparse.Namespace, out: Path, name: str, without: dic
     gain[:r], gain[-r:], gain[:, :r], gain[:, -r:] = 0, 0, 0, 0
     cy, cx = np.unravel_index(int(np.argmax(gain)), gain.shape)
     win = np.s_[cy - r:cy + r, cx - r:cx + r]
-    tiles = [("main (focused near)", main), ("aif fuse, without", res["without"]),
+    tiles = [(f"main (focused {focus})", main), ("aif fuse, without", res["without"]),
              (f"aif fuse, {label}", res["with"]), ("ground truth", ps.aif)]
     cv2.imwrite(str(out / name), np.hstack([_label(_u8(a[win]), t) for t, a in tiles]), [cv2.IMWRITE_JPEG_QUALITY, 90])
     rmse = {k: float(np.sqrt(((v[win] - ps.aif[win]) ** 2).mean())) for k, v in res.items()}
@@ -571,6 +573,12 @@ def make_epipolar_figure(args: argparse.Namespace, out: Path) -> None:
     """docs/FUSE.md figure: a 12 MP pair fused with and without the epipolar projection
     (``align_pair(epipolar=False)``)."""
     _ab_crop_figure(args, out, "epipolar_projection.jpg", {"epipolar": False}, "epipolar projection")
+
+
+def make_objects_figure(args: argparse.Namespace, out: Path) -> None:
+    """docs/FUSE.md figure: a 12 MP pair focused far fused with and without the defocused
+    objects' parallax (``align_pair(objects=False)``)."""
+    _ab_crop_figure(args, out, "defocused_objects.jpg", {"objects": False}, "defocused objects", focus="far")
 
 
 def main() -> None:
@@ -593,6 +601,8 @@ def main() -> None:
                     help="classical vs learned engines on held-out scenes (Table I + Table IV-style ablation)")
     ap.add_argument("--defocus-figure", type=Path, help="write docs/FUSE.md's defocus-matched flow figure here (12 MP, first preset) and exit")
     ap.add_argument("--epipolar-figure", type=Path, help="write docs/FUSE.md's epipolar projection figure here (12 MP, first preset) and exit")
+    ap.add_argument("--objects-figure", type=Path,
+                    help="write docs/FUSE.md's defocused-objects figure here (12 MP focused far, first preset) and exit")
     ap.add_argument("--engine-figures", type=Path, help="write the docs/LEARNED.md figures here and exit")
     ap.add_argument("--gap", action="store_true",
                     help="aif fuse with ground-truth flow and/or visibility in place of its own: where the gap to the oracle is")
@@ -608,6 +618,9 @@ def main() -> None:
         return
     if args.epipolar_figure:
         make_epipolar_figure(args, args.epipolar_figure)
+        return
+    if args.objects_figure:
+        make_objects_figure(args, args.objects_figure)
         return
     if args.engine_figures:
         make_engine_figures(args, args.engine_figures)
