@@ -335,6 +335,8 @@ def test_align_cli_writes_all_outputs_and_refuses_overwrite(tmp_path):
     r = runner.invoke(app, ["align", str(tmp_path / "m.png"), str(tmp_path / "u.png"), "-o", str(tmp_path / "v.png"),
                             "--ratio", "2", "-v"])
     assert r.exit_code == 0 and "epipolar projection" in r.output, r.output
+    # with a fit, the defocused objects step says what it found (the JSON lists them)
+    assert ("skipped" in info["epipolar"]) or ("defocused objects:" in r.output and "objects" in info["epipolar"]), r.output
 
 
 def test_align_cli_bad_inputs(tmp_path):
