@@ -656,7 +656,8 @@ def _zncc_shift(m: np.ndarray, wt: np.ndarray, U: np.ndarray, bx: np.ndarray, by
                 dx: float, dy: float) -> float:
     """Weighted zero-mean normalised correlation of ``m`` (already weighted-mean-free) and
     ``U`` sampled at (bx + dx, by + dy), weights ``wt`` (all flat but U)."""
-    u = cv2.remap(U, bx + np.float32(dx), by + np.float32(dy), cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE).ravel()
+    u = cv2.remap(U, bx + np.float32(dx), by + np.float32(dy), cv2.INTER_LINEAR,
+                  borderMode=cv2.BORDER_REPLICATE).ravel()
     sw = float(wt.sum())
     mu = float(wt @ u) / sw
     vu = float(wt @ (u * u)) / sw - mu * mu
@@ -664,7 +665,8 @@ def _zncc_shift(m: np.ndarray, wt: np.ndarray, U: np.ndarray, bx: np.ndarray, by
 
 
 def defocused_object_flow(ym: np.ndarray, yu: np.ndarray, fw: np.ndarray, cons: np.ndarray, epi: dict[str, Any], *,
-                          ratio_thresh: float | tuple[float, ...] = (1.0, 2.0, 3.0, 4.0), min_area: float = 0.005, max_area: float = 0.25,
+                          ratio_thresh: float | tuple[float, ...] = (1.0, 2.0, 3.0, 4.0),
+                          min_area: float = 0.005, max_area: float = 0.25,
                           sigmas: tuple[float, ...] = (2.0, 4.0, 6.0, 8.0), min_zncc: float = 0.8, margin: float = 0.01,
                           tol: float = 1.0, flat: float = 1.0) -> tuple[np.ndarray, np.ndarray, list[dict[str, Any]]]:
     """One parallax per defocused object, from its blurred silhouette.
