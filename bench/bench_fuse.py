@@ -610,21 +610,12 @@ def main() -> None:
                     help="aif fuse with the content check off vs on: quality, rejected fraction, time (--engine)")
     ap.add_argument("--speed-child", nargs=4, help=argparse.SUPPRESS)
     args = ap.parse_args()
-    if args.figures:
-        make_figures(args, args.figures)
-        return
-    if args.defocus_figure:
-        make_defocus_figure(args, args.defocus_figure)
-        return
-    if args.epipolar_figure:
-        make_epipolar_figure(args, args.epipolar_figure)
-        return
-    if args.objects_figure:
-        make_objects_figure(args, args.objects_figure)
-        return
-    if args.engine_figures:
-        make_engine_figures(args, args.engine_figures)
-        return
+    for out, make in ((args.figures, make_figures), (args.defocus_figure, make_defocus_figure),
+                      (args.epipolar_figure, make_epipolar_figure), (args.objects_figure, make_objects_figure),
+                      (args.engine_figures, make_engine_figures)):
+        if out:  # a figure option: write it and stop
+            make(args, out)
+            return
     if args.speed_child:
         print(json.dumps(speed_child(*args.speed_child)))
         return
