@@ -565,6 +565,13 @@ def texture_coherence(g: np.ndarray, sigma: float = 1.0, win: float = 3.0) -> np
     return cv2.divide(gap, jxx + jyy + 1e-3) ** 2
 
 
+def _cross_basis(x: np.ndarray, y: np.ndarray, w: int, h: int) -> list[np.ndarray]:
+    """The quadratic basis of the cross-parallax field at work px (x, y) of a w x h grid:
+    1, u, v, u², uv, v² with u, v centred and divided by the width."""
+    u, v = (x - w / 2) / w, (y - h / 2) / w
+    return [np.ones_like(u), u, v, u * u, u * v, v * v]
+
+
 def epipolar_projection(fw: np.ndarray, cons: np.ndarray, gu: np.ndarray, *, step: int = 4,
                         max_spread: float = 0.1, max_mad: float = 0.5, max_coherence: float = 0.85,
                         iters: int = 3) -> tuple[np.ndarray, dict[str, Any]]:
@@ -613,12 +620,7 @@ def epipolar_projection(fw: np.ndarray, cons: np.ndarray, gu: np.ndarray, *, ste
         return fw, {**info, "skipped": "no dominant parallax direction"}
     n = np.array([-d[1], d[0]])
     ys, xs = np.mgrid[0:h:step, 0:w:step]
-
-    def basis(x: np.ndarray, y: np.ndarray) -> list[np.ndarray]:
-        x, y = (x - w / 2) / w, (y - h / 2) / w
-        return [np.ones_like(x), x, y, x * x, x * y, y * y]
-
-    A = np.stack(basis(xs[sel].astype(np.float64), ys[sel].astype(np.float64)), 1)
+    A = np.stack(_cross_basis(xs[sel].astype(np.float64), ys[sel].astype(np.float64), w, h), 1)
     q = v @ n
     keep = np.ones(len(q), bool)
     mad = 0.0
@@ -630,11 +632,9 @@ def epipolar_projection(fw: np.ndarray, cons: np.ndarray, gu: np.ndarray, *, ste
     info["mad"] = round(mad, 4)
     if mad > max_mad:
         return fw, {**info, "skipped": "cross-parallax components not smooth"}
-    # the field on the full grid: a row part, a column part and the cross term (2 full-size ops)
-    c0, c1, c2, c3, c4, c5 = (float(c) for c in coef)
-    x = (np.arange(w, dtype=np.float32) - w / 2) / w
-    y = (np.arange(h, dtype=np.float32) - h / 2) / w
-    field = np.add.outer(c2 * y + c5 * y * y, c0 + c1 * x + c3 * x * x) + np.outer(c4 * y, x)
+    # the field on the full grid, from a row and a column of coordinates (broadcasting)
+    field = _cross_field([float(c) for c in coef], np.arange(w, dtype=np.float32)[None, :],
+                         np.arange(h, dtype=np.float32)[:, None], w, h)
     fx, fy = cv2.split(fw)
     off = cv2.subtract(cv2.addWeighted(fx, float(n[0]), fy, float(n[1]), 0.0), field, dtype=cv2.CV_32F)
     take = (cons > 0.5) & (_sample_along(texture_coherence(gu), fw) < max_coherence)
@@ -648,8 +648,8 @@ def epipolar_projection(fw: np.ndarray, cons: np.ndarray, gu: np.ndarray, *, ste
 def _cross_field(coef: list[float], x: np.ndarray, y: np.ndarray, w: int, h: int) -> np.ndarray:
     """``epipolar_projection``'s fitted cross-parallax field at work px (x, y) (broadcasting)."""
     c0, c1, c2, c3, c4, c5 = coef
-    u, v = (x - w / 2) / w, (y - h / 2) / w
-    return c0 + c1 * u + c2 * v + c3 * u * u + c4 * u * v + c5 * v * v
+    _, u, v, uu, uv, vv = _cross_basis(x, y, w, h)
+    return c0 + c1 * u + c2 * v + c3 * uu + c4 * uv + c5 * vv
 
 
 def _zncc_shift(m: np.ndarray, wt: np.ndarray, U: np.ndarray, bx: np.ndarray, by: np.ndarray,
