@@ -485,11 +485,15 @@ def fine_band(g: np.ndarray, sigma_hp: float = 1.5, pre_blur: float = 0.0) -> np
     return x - cv2.GaussianBlur(x, (0, 0), sigma_hp)
 
 
+def band_energy(band: np.ndarray, win: float = 3.0) -> np.ndarray:
+    """Local energy of a band: its square averaged by a Gaussian of ``win``."""
+    return cv2.GaussianBlur(band * band, (0, 0), win)
+
+
 def fine_band_energy(g: np.ndarray, sigma_hp: float = 1.5, win: float = 3.0, pre_blur: float = 0.0) -> np.ndarray:
-    """Local energy of the finest band of ``g`` (``fine_band`` squared, averaged by a
-    Gaussian of ``win``): a focus measure (also ``fuse.pair.main_mask``'s)."""
-    hp = fine_band(g, sigma_hp, pre_blur)
-    return cv2.GaussianBlur(hp * hp, (0, 0), win)
+    """Local energy of the finest band of ``g`` (``band_energy`` of ``fine_band``): a focus
+    measure (also ``fuse.pair.main_mask``'s)."""
+    return band_energy(fine_band(g, sigma_hp, pre_blur), win)
 
 
 def defocus_matched_flow(gm: np.ndarray, gu: np.ndarray, fw: np.ndarray, bw: np.ndarray, cons: np.ndarray,

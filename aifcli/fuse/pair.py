@@ -35,7 +35,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from ..align.pair import PairAlignment, _resize, align_pair, fine_band
+from ..align.pair import PairAlignment, _resize, align_pair, band_energy, fine_band
 from ..color.local_affine import match_colors
 from ..errors import UsageError
 
@@ -151,8 +151,7 @@ def main_mask(main: np.ndarray, uw: np.ndarray, infield: np.ndarray, *, bias: fl
     """
     ym, yu = _luma(main), _luma(uw)
     hm, hu = fine_band(ym), fine_band(yu)  # fine_band_energy's, kept for main_detail
-    em = cv2.GaussianBlur(hm * hm, (0, 0), 3.0)
-    eu = cv2.GaussianBlur(hu * hu, (0, 0), 3.0)
+    em, eu = band_energy(hm), band_energy(hu)
     # the logistic of log(ratio / bias) / softness, written as 1 / (1 + q) with q = (bias / ratio)^(1 / softness):
     # the same values in OpenCV's float32 ops (numpy's log and exp took 25 ms of a 12 MP pair); where q
     # overflows to inf the mask is exactly 0
@@ -187,7 +186,7 @@ def sharp_main(main_t: np.ndarray, lo: float = 4.0, hi: float = 8.0, min_noise: 
     and this test does not fire; that loss is the ultra-wide's share, ``M_wc``)."""
     hp = fine_band(_luma(main_t))
     noise = max(band_noise_sigma(hp), min_noise) ** 2
-    e = cv2.GaussianBlur(hp * hp, (0, 0), 3.0)
+    e = band_energy(hp)
     return np.clip((e / noise - lo) / (hi - lo), 0.0, 1.0).astype(np.float32)
 
 
