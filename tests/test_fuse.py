@@ -9,6 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from aifcli.cli.app import app
+from aifcli.errors import UsageError
 from aifcli.fuse import fuse_pair
 from aifcli.fuse.toy import make_toy_pair
 from aifcli.image import ImageMeta
@@ -54,6 +55,23 @@ def test_masks_sum_to_one_and_intermediates_are_complete():
     blurred_keep = cv2.erode(keep.astype(np.uint8), np.ones((41, 41))) > 0
     if blurred_keep.any():
         assert np.abs(r.image - tp.main_near)[blurred_keep].max() < 2e-3
+
+
+def test_min_confidence_floors_the_ultrawide_share_where_the_flow_was_rejected():
+    tp = make_toy_pair(240, 320, seed=1, baseline=0.03, z_fg=0.3)
+    r0 = fuse_pair(tp.main_near, tp.ultrawide, ratio=2.0, min_confidence=0.0)
+    r1 = fuse_pair(tp.main_near, tp.ultrawide, alignment=r0.alignment, min_confidence=0.25)
+    assert np.array_equal(r0.confidence, r1.confidence)  # the reported confidence has no floor
+    assert r0.summary()["min_confidence"] == 0.0 and r1.summary()["min_confidence"] == 0.25
+    s = r1.masks["main"] + r1.masks["ultrawide"] + r1.masks["refined"]
+    assert np.allclose(s, 1.0, atol=1e-4)
+    low = (r0.confidence < 0.05) & (r0.masks["main"] < 0.5)
+    assert low.sum() > 100
+    assert r0.masks["ultrawide"][low].mean() < 0.05
+    assert r1.masks["ultrawide"][low].mean() > r0.masks["ultrawide"][low].mean() + 0.02
+    assert r1.masks["ultrawide"].max() <= 1.0 and r1.masks["refined"].min() >= -1e-6
+    with pytest.raises(UsageError):
+        fuse_pair(tp.main_near, tp.ultrawide, alignment=r0.alignment, min_confidence=1.5)
 
 
 def test_large_foreground_occluder_does_not_ghost():

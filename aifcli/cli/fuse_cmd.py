@@ -43,6 +43,12 @@ def fuse_cmd(
     main_bias: Annotated[float, typer.Option("--main-bias", help="The main keeps a region while its fine detail is at "
                                                                  "least this fraction of the ultra-wide's.",
                                              min=0.01, max=10.0)] = 0.7,
+    min_confidence: Annotated[float, typer.Option("--min-confidence", help="Where the alignment is not confident "
+                                                                           "(its forward-backward check failed), "
+                                                                           "this share of a defocused pixel still "
+                                                                           "comes from the ultra-wide, the rest from "
+                                                                           "the refined main (0: none; classical "
+                                                                           "engine).", min=0.0, max=1.0)] = 0.25,
     fuse_scale: Annotated[Optional[float], typer.Option("--fuse-scale", help="Scale of the main grid the blend runs "
                                                                              "on (default: the ultra-wide's pixel "
                                                                              "density, 0.5-1).", min=0.1, max=1.0)] = None,
@@ -88,7 +94,8 @@ def fuse_cmd(
     ui = UI(quiet, verbose, json, debug)
     params = dict(preset=preset, ratio=ratio, overwrite=overwrite, quality=quality, detect_swap=not no_swap,
                   use_confidence=not no_confidence, main_bias=main_bias, fuse_scale=fuse_scale, engine=engine,
-                  weights=str(weights) if weights else None, content_check=not no_content_check)
+                  weights=str(weights) if weights else None, content_check=not no_content_check,
+                  min_confidence=min_confidence)
     if engine not in ("classical", "net"):
         raise UsageError(f"unknown --engine {engine!r}", hint="use classical or net")
     if engine == "net":

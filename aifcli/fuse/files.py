@@ -26,7 +26,7 @@ def fuse_files(main_path: str | Path, uw_path: str | Path, out_path: str | Path,
                ratio: float | None = None, overwrite: bool = False, debug_dir: str | Path | None = None,
                quality: int = 95, detect_swap: bool = True, use_confidence: bool = True, main_bias: float = 0.7,
                fuse_scale: float | None = None, work_width: int = 1024, engine: str = "classical",
-               weights: str | None = None, content_check: bool = True) -> dict[str, Any]:
+               weights: str | None = None, content_check: bool = True, min_confidence: float = 0.25) -> dict[str, Any]:
     """Read, align, colour-match, fuse, write. Returns a JSON-able summary."""
     from .pair import fuse_pair
 
@@ -50,7 +50,7 @@ def fuse_files(main_path: str | Path, uw_path: str | Path, out_path: str | Path,
     p, al = align_files(p, detect_swap, work_width=work_width)
     res = fuse_pair(p.main.pixels, p.ultrawide.pixels, alignment=al, use_confidence=use_confidence,
                     main_bias=main_bias, fuse_scale=fuse_scale, keep_intermediates=debug_dir is not None,
-                    engine=engine, weights=weights, content_check=content_check)
+                    engine=engine, weights=weights, content_check=content_check, min_confidence=min_confidence)
     res.timings["align"] = sum(v for k, v in al.timings.items() if k == "total")
     t0 = time.perf_counter()
     write_image(out_path, res.image, meta=p.main.meta, linear=p.main.meta.linear, quality=quality, overwrite=overwrite)
