@@ -426,17 +426,21 @@ def fuse_pair(main: np.ndarray, ultrawide: np.ndarray, preset: Any = None, *, ra
     else:
         cm = match_colors(uwf, main_t, mask=conf)
     iwc = cm.image
-    # the blend's weight for the ultra-wide: the confidence with its floor (classical engine;
-    # fuse-net was trained on the plain confidence); both get the content check
-    floor = float(min_confidence) if use_confidence and model is None else 0.0
-    wconf = cv2.max(conf, cv2.multiply(infield, floor)) if floor > 0 else conf
     content_rejected = 0.0
+    agree = None
     if use_confidence and content_check:
         agree = content_agreement(uwf, main_t, cm.global_matrix)
         checked = conf * agree
         content_rejected = float(conf.mean() - checked.mean())
         conf = checked
-        wconf = wconf * agree if floor > 0 else conf
+    # the blend's weight for the ultra-wide: the confidence, floored at min_confidence inside
+    # the field where the content check lets it (classical engine; fuse-net was trained on
+    # the plain confidence)
+    floor = float(min_confidence) if use_confidence and model is None else 0.0
+    wconf = conf
+    if floor > 0:
+        region = infield if agree is None else cv2.multiply(infield, agree)
+        wconf = cv2.max(conf, cv2.multiply(region, floor))
     T["color"] = time.perf_counter() - t0
     if model is not None:
         from ..nets.fuse_net import fuse_with_net
