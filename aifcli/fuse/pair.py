@@ -376,16 +376,16 @@ def fuse_pair(main: np.ndarray, ultrawide: np.ndarray, preset: Any = None, *, ra
     ``main_bias``: the main keeps a pixel while its detail is at least this fraction of the
     ultra-wide's; ``denoise``: the refined main's noise threshold in noise sigmas
     (``refined_main``; 0 = no denoising).
-    ``min_confidence`` (classical engine): the confidence never drops below this inside the
-    ultra-wide's field, before the content check: where the forward-backward check failed,
-    this share of the defocused main's pixel still comes from the ultra-wide, the rest from
-    the refined main. A failed check marks visible content whose flow is off more often
+    ``min_confidence`` (classical engine): the blend's ultra-wide weight never drops below
+    this inside the ultra-wide's field, times the content check's agreement (so content the
+    check rejects stays rejected): where the forward-backward check failed, this share of
+    the defocused main's pixel still comes from the ultra-wide, the rest from the refined
+    main. A failed check marks visible content whose flow is off more often
     than the wrong side of an occlusion (12 MP synthetic pairs focused near: 12.5-16.4 % vs
     3.4-4.5 % of the frame), and the refined main alone is as blurred as the main. 18
     pairs at 1024 px: 0 / 0.15 / 0.25 / 0.35 gave total PSNR 31.924 / 31.928 / 31.923 /
     31.910 dB and foreground LPIPS 0.1977 / 0.1942 / 0.1899 / 0.1854 (the ultra-wide alone:
-    0.1914), occlusion-band RMSE 0.0438 -> 0.0439 at 0.25 (docs/BENCHMARKS.md). Where the
-    ultra-wide shows other content the content check still takes it out.
+    0.1914), occlusion-band RMSE 0.0438 -> 0.0439 at 0.25 (docs/BENCHMARKS.md).
     ``engine``: "classical" (the masks above) or "net" (the colour transform comes from
     ``aifcli.nets.color_net`` and the masks, re-alignment offset and refined main from
     ``aifcli.nets.fuse_net``, weights ``weights`` or the shipped ``fuse-net``;
