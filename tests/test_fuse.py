@@ -379,3 +379,49 @@ def test_pyramid_blend_protects_the_main_at_coarse_levels():
     # with nothing to protect the blend is the plain Burt-Adelson one
     ones = np.ones_like(mask)
     assert np.allclose(pyramid_blend([diff], [ones], 5, protect=ones), pyramid_blend([diff], [ones], 5))
+
+
+def test_the_mains_band_above_the_fuse_grid_is_dropped_only_where_it_is_noise_and_not_kept():
+    """At 12 MP the blend runs on a grid of half the main's density: the main's band above
+    it is its noise where it is defocused, and must not stay on top of the ultra-wide; where
+    it holds detail, or the main is the source, it stays."""
+    from aifcli.fuse.pair import onto_main
+
+    rng = np.random.default_rng(0)
+    smooth = cv2.GaussianBlur(rng.random((128, 320, 3)).astype(np.float32), (0, 0), 4.0) * 0.5 + 0.25
+    fine = (rng.random((128, 320, 1)) > 0.5).astype(np.float32) * 0.3 - 0.15  # detail at the pixel scale
+    clean = smooth.copy()
+    clean[:, 160:] += fine[:, 160:]  # right half: in focus
+    main = np.clip(clean + rng.normal(0, 0.02, clean.shape).astype(np.float32), 0, 1)
+    main_t = cv2.resize(main, (160, 64), interpolation=cv2.INTER_AREA)
+    corr = np.zeros_like(main_t)
+    keep = np.zeros((64, 160), np.float32)
+    keep[:, 40:80] = 1.0  # the main is the source in the second quarter
+    out = onto_main(main, main_t, corr, keep)
+    q = [slice(8 + 80 * k, 72 + 80 * k) for k in range(4)]
+    # defocused (no detail above the grid), not the source: the noise is gone
+    assert rmse(out[:, q[0]], clean[:, q[0]], ...) < 0.6 * rmse(main[:, q[0]], clean[:, q[0]], ...)
+    assert np.abs(out[:, q[1]] - main[:, q[1]]).max() < 2e-5  # the source: the main itself
+    # in focus, not the source: the detail above the grid stays
+    for k in (2, 3):
+        assert rmse(out[:, q[k]], main[:, q[k]], ...) < 0.02
+    # on the same grid the correction is just added
+    same = onto_main(main, main, np.full_like(main, 0.01), np.zeros((128, 320), np.float32))
+    assert np.allclose(same, np.clip(main + 0.01, 0, 1))
+
+
+def test_fusion_on_a_coarser_grid_drops_the_defocused_mains_noise():
+    from aifcli.fuse.pair import top_band_signal
+
+    tp = make_toy_pair(240, 320, seed=1)
+    rng = np.random.default_rng(1)
+    main = np.clip(tp.main_near + rng.normal(0, 0.02, tp.main_near.shape).astype(np.float32), 0, 1)
+    r = fuse_pair(main, tp.ultrawide, ratio=2.0, fuse_scale=0.5)
+    up = lambda x: cv2.resize(x, (320, 240), interpolation=cv2.INTER_LINEAR)  # noqa: E731
+    main_t = cv2.resize(main, (160, 120), interpolation=cv2.INTER_AREA)
+    w = up(np.maximum(r.masks["main"], top_band_signal(main, main_t)))[..., None]
+    # the same fusion with the main's band above the grid kept everywhere (the old way)
+    kept = np.clip(r.image + (1 - w) * (main - up(main_t)), 0, 1)
+    bg = tp.fg_alpha < 0.01  # the defocused background, focused near
+    assert psnr(r.image, tp.aif, bg) > psnr(kept, tp.aif, bg) + 0.7
+    assert psnr(r.image, tp.aif) > psnr(kept, tp.aif) + 0.7

@@ -244,11 +244,14 @@ def net_scale(fuse_shape: tuple[int, int]) -> float:
 
 def fuse_with_net(model, main: np.ndarray, main_t: np.ndarray, iwc: np.ndarray, conf: np.ndarray,
                   infield: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray]:
-    """Fuse on the fuse grid with the net's masks; the correction is added to the full-res main.
+    """Fuse on the fuse grid with the net's masks; the correction is added to the full-res main
+    (``fuse.pair.onto_main``: the main's band above the fuse grid dropped where it is noise and
+    the net does not keep the main).
 
     Returns (image at main resolution, masks on the fuse grid, refined main on the fuse grid).
     """
     from ..align.pair import _resize
+    from ..fuse.pair import onto_main
 
     s = net_scale(main_t.shape[:2])
     h, w = main_t.shape[:2]
@@ -273,11 +276,6 @@ def fuse_with_net(model, main: np.ndarray, main_t: np.ndarray, iwc: np.ndarray, 
         r = run_net(model, main_t, iwc, conf, infield)
         masks, refined = r["masks"], r["refined"]
         corr = r["image"] - main_t
-    if corr.shape[:2] != main.shape[:2]:
-        out = np.empty(main.shape, np.float32)
-        cv2.resize(corr, (main.shape[1], main.shape[0]), dst=out, interpolation=cv2.INTER_LINEAR)
-    else:
-        out = np.ascontiguousarray(corr, dtype=np.float32)
-    cv2.add(main, out, dst=out)  # one full-resolution buffer
-    np.clip(out, 0.0, 1.0, out=out)
+    # the main's band above the fuse grid: dropped where it is noise and the net does not keep the main
+    out = onto_main(main, main_t, np.ascontiguousarray(corr, dtype=np.float32), masks[..., 0])
     return out, masks, refined
