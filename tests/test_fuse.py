@@ -388,7 +388,8 @@ def test_the_mains_band_above_the_fuse_grid_is_dropped_only_where_it_is_noise_an
     from aifcli.fuse.pair import onto_main
 
     rng = np.random.default_rng(0)
-    smooth = cv2.GaussianBlur(rng.random((128, 320, 3)).astype(np.float32), (0, 0), 4.0) * 0.5 + 0.25
+    smooth = cv2.GaussianBlur(rng.random((128, 320, 3)).astype(np.float32), (0, 0), 4.0)
+    smooth = (smooth - smooth.min()) / (smooth.max() - smooth.min()) * 0.6 + 0.2  # both halves span 0.2-0.8
     fine = (rng.random((128, 320, 1)) > 0.5).astype(np.float32) * 0.3 - 0.15  # detail at the pixel scale
     clean = smooth.copy()
     clean[:, 160:] += fine[:, 160:]  # right half: in focus
