@@ -382,7 +382,7 @@ def onto_main(main: np.ndarray, main_t: np.ndarray, corr: np.ndarray, keep: np.n
     gain alone (the band denoised everywhere) LPIPS rose on focused-far pairs (0.062 ->
     0.103 on one); dropping only coefficients below 4 noise sigmas scored as ``M_m`` alone;
     dropping them everywhere cost up to 2.2 dB in focus. Where ``W = 1`` the output is
-    the main (to 1e-5: blendLinear divides by the weights' sum plus 1e-5)."""
+    the main (to float32 precision)."""
     if corr.shape[:2] == main.shape[:2]:
         out = np.add(main, corr, dtype=np.float32)
         return np.clip(out, 0.0, 1.0, out=out)
@@ -390,8 +390,11 @@ def onto_main(main: np.ndarray, main_t: np.ndarray, corr: np.ndarray, keep: np.n
     up = lambda x, dst=None: cv2.resize(x, size, dst=dst, interpolation=cv2.INTER_LINEAR)  # noqa: E731
     keep = cv2.max(np.clip(keep, 0.0, 1.0).astype(np.float32), top_band_signal(main, main_t))
     out = up(main_t, np.empty(main.shape, np.float32))
-    # W·main + (1 - W)·up(main_t) in one pass (blendLinear divides by the weights' sum, 1 here)
-    out = cv2.blendLinear(main, out, up(keep), up(cv2.subtract(1.0, keep)), dst=out)
+    # W·main + (1 - W)·up(main_t) in one pass. blendLinear divides by the weights' sum plus
+    # 1e-5; with both weights scaled by 1e5 that 1e-5 is below float32 precision, so W = 1
+    # gives the main itself (unscaled it was off by 1e-5, a 16-bit code at white)
+    wk = cv2.multiply(keep, 1e5)
+    out = cv2.blendLinear(main, out, up(wk), up(cv2.subtract(1e5, wk)), dst=out)
     cv2.add(out, up(corr), dst=out)
     return np.clip(out, 0.0, 1.0, out=out)
 
