@@ -582,6 +582,23 @@ def make_figures(args: argparse.Namespace, out: Path) -> None:
               file=sys.stderr)
 
 
+def _write_crops(path: Path, main: np.ndarray, gt: np.ndarray, pair: dict[str, np.ndarray], labels: list[str],
+                 main_label: str, r: int = 200) -> None:
+    """Four 100 % crops side by side, written to ``path``: the main, the two results in
+    ``pair`` (before, after; ``labels`` their tiles) and the ground truth, where the change
+    lowers the error (Gaussian of 40 px) most, at least ``r`` px from the frame's edge."""
+    (k0, before), (k1, after) = pair.items()
+    err = lambda a: cv2.GaussianBlur(((a - gt) ** 2).sum(-1), (0, 0), 40.0)  # noqa: E731
+    gain = err(before) - err(after)
+    gain[:r], gain[-r:], gain[:, :r], gain[:, -r:] = 0, 0, 0, 0
+    cy, cx = np.unravel_index(int(np.argmax(gain)), gain.shape)
+    win = np.s_[cy - r:cy + r, cx - r:cx + r]
+    tiles = [(main_label, main), (labels[0], before), (labels[1], after), ("ground truth", gt)]
+    cv2.imwrite(str(path), np.hstack([_label(_u8(a[win]), t) for t, a in tiles]), [cv2.IMWRITE_JPEG_QUALITY, 90])
+    rmse = {k: float(np.sqrt(((v[win] - gt[win]) ** 2).mean())) for k, v in pair.items()}
+    print(f"{path.name}: crop at x {cx - r}, y {cy - r}; RMSE {k0} {rmse[k0]:.4f}, {k1} {rmse[k1]:.4f}", file=sys.stderr)
+
+
 def _ab_crop_figure(args: argparse.Namespace, out: Path, name: str, without: dict, label: str,
                     focus: str = "near") -> None:
     """A 12 MP pair (first preset, main focused ``focus``) fused with ``align_pair(**without)``
@@ -596,18 +613,7 @@ def _ab_crop_figure(args: argparse.Namespace, out: Path, name: str, without: dic
     for key, kw in (("without", without), ("with", {})):
         al = align_pair(main, ps.ultrawide, ratio=focal_ratio(ps), **kw)
         res[key] = fuse_pair(main, ps.ultrawide, alignment=al).image
-    err = lambda a: cv2.GaussianBlur(((a - ps.aif) ** 2).sum(-1), (0, 0), 40.0)  # noqa: E731
-    gain = err(res["without"]) - err(res["with"])
-    r = 200
-    gain[:r], gain[-r:], gain[:, :r], gain[:, -r:] = 0, 0, 0, 0
-    cy, cx = np.unravel_index(int(np.argmax(gain)), gain.shape)
-    win = np.s_[cy - r:cy + r, cx - r:cx + r]
-    tiles = [(f"main (focused {focus})", main), ("aif fuse, without", res["without"]),
-             (f"aif fuse, {label}", res["with"]), ("ground truth", ps.aif)]
-    cv2.imwrite(str(out / name), np.hstack([_label(_u8(a[win]), t) for t, a in tiles]), [cv2.IMWRITE_JPEG_QUALITY, 90])
-    rmse = {k: float(np.sqrt(((v[win] - ps.aif[win]) ** 2).mean())) for k, v in res.items()}
-    print(f"{name}: crop at x {cx - r}, y {cy - r}; RMSE without {rmse['without']:.4f}, with {rmse['with']:.4f}",
-          file=sys.stderr)
+    _write_crops(out / name, main, ps.aif, res, ["aif fuse, without", f"aif fuse, {label}"], f"main (focused {focus})")
 
 
 def make_defocus_figure(args: argparse.Namespace, out: Path) -> None:
@@ -645,19 +651,8 @@ def make_band_figure(args: argparse.Namespace, out: Path) -> None:
     main_t = _resize(main, r.fuse_scale)
     keep = up(np.maximum(r.masks["main"], top_band_signal(main, main_t)))[..., None]
     kept = np.clip(r.image + (1 - keep) * (main - up(main_t)), 0, 1)
-    err = lambda a: cv2.GaussianBlur(((a - ps.aif) ** 2).sum(-1), (0, 0), 40.0)  # noqa: E731
-    gain = err(kept) - err(r.image)
-    rr = 200
-    gain[:rr], gain[-rr:], gain[:, :rr], gain[:, -rr:] = 0, 0, 0, 0
-    cy, cx = np.unravel_index(int(np.argmax(gain)), gain.shape)
-    win = np.s_[cy - rr:cy + rr, cx - rr:cx + rr]
-    tiles = [("main (focused near)", main), ("aif fuse, main's top band kept", kept),
-             ("aif fuse (top band dropped where noise)", r.image), ("ground truth", ps.aif)]
-    cv2.imwrite(str(out / "top_band.jpg"), np.hstack([_label(_u8(a[win]), t) for t, a in tiles]),
-                [cv2.IMWRITE_JPEG_QUALITY, 90])
-    rmse = {k: float(np.sqrt(((v[win] - ps.aif[win]) ** 2).mean())) for k, v in (("kept", kept), ("dropped", r.image))}
-    print(f"top_band.jpg: crop at x {cx - rr}, y {cy - rr}; RMSE kept {rmse['kept']:.4f}, dropped {rmse['dropped']:.4f}",
-          file=sys.stderr)
+    _write_crops(out / "top_band.jpg", main, ps.aif, {"kept": kept, "dropped": r.image},
+                 ["aif fuse, main's top band kept", "aif fuse (top band dropped where noise)"], "main (focused near)")
 
 
 def main() -> None:

@@ -366,7 +366,8 @@ def top_band_signal(main: np.ndarray, main_t: np.ndarray, k: float = 1.5) -> np.
 
 def onto_main(main: np.ndarray, main_t: np.ndarray, corr: np.ndarray, keep: np.ndarray) -> np.ndarray:
     """The fused image at the main's resolution from the correction ``corr`` (``I - I_m`` on
-    the fuse grid of ``main_t``) and ``keep`` (``M_m`` on that grid).
+    the fuse grid of ``main_t``, float32; on the main's own grid its buffer is reused for the
+    output) and ``keep`` (``M_m`` on that grid).
 
     On the same grid: ``main + corr``. On a coarser one (12 MP pairs), the main's band
     above the fuse grid (``main - up(main_t)``: what the grid cannot hold) is kept with
@@ -383,9 +384,9 @@ def onto_main(main: np.ndarray, main_t: np.ndarray, corr: np.ndarray, keep: np.n
     0.103 on one); dropping only coefficients below 4 noise sigmas scored as ``M_m`` alone;
     dropping them everywhere cost up to 2.2 dB in focus. Where ``W = 1`` the output is
     the main (to float32 precision)."""
-    if corr.shape[:2] == main.shape[:2]:
-        out = np.add(main, corr, dtype=np.float32)
-        return np.clip(out, 0.0, 1.0, out=out)
+    if corr.shape[:2] == main.shape[:2]:  # corr's buffer becomes the output (no new full-size array)
+        cv2.add(main, corr, dst=corr)
+        return np.clip(corr, 0.0, 1.0, out=corr)
     size = (main.shape[1], main.shape[0])
     up = lambda x, dst=None: cv2.resize(x, size, dst=dst, interpolation=cv2.INTER_LINEAR)  # noqa: E731
     keep = cv2.max(np.clip(keep, 0.0, 1.0).astype(np.float32), top_band_signal(main, main_t))
