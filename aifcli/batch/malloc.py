@@ -27,18 +27,45 @@ def tune_malloc(pixels: int) -> None:
     if not sys.platform.startswith("linux") or "default" in (os.environ.get("AIF_MALLOC"),
                                                              os.environ.get("AIF_STACK_MALLOC")):
         return
+    small = 0 < pixels <= MALLOC_MAX_PIXELS
+    numpy_hugepages(not small)
     try:
         import ctypes
 
         libc = ctypes.CDLL("libc.so.6")
         M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4
-        if 0 < pixels <= MALLOC_MAX_PIXELS:
+        if small:
             libc.mallopt(M_MMAP_MAX, 0)
             libc.mallopt(M_TRIM_THRESHOLD, 1 << 30)
         else:  # glibc's defaults
             libc.mallopt(M_MMAP_MAX, 65536)
             libc.mallopt(M_TRIM_THRESHOLD, 128 * 1024)
     except (OSError, AttributeError):  # not glibc
+        pass
+
+
+def numpy_hugepages(enabled: bool) -> None:
+    """Turn numpy's ``madvise(MADV_HUGEPAGE)`` on its large arrays on or off (numpy turns it
+    on by default on Linux); left alone when ``NUMPY_MADVISE_HUGEPAGE`` is set, the user's
+    choice.
+
+    ``tune_malloc`` turns it off together with the heap reuse. On this project's benchmark
+    VM (a Firecracker guest, 2026-11-23) the first touch of a transparent huge page cost
+    about 7x more system time per byte than 4 KiB pages: a 12 MP ``aif fuse`` pair spent
+    0.8 s of system time in its final blend alone (``onto_main``, 0.65 s wall -> 0.20 s
+    without), and the end-to-end time varied from 2.1 to 3.2 s between runs; with 4 KiB
+    pages it held 2.13-2.22 s. A 12 MP bracket of 10 frames stacked in 11.5 s instead of
+    12.8 s (system time 3.4 -> 2.0 s). Once the heap holds the pages, later arrays reuse
+    them and huge pages would save nothing but TLB misses, which these streaming image
+    operations barely have (docs/BENCHMARKS.md, "Huge pages")."""
+    if os.environ.get("NUMPY_MADVISE_HUGEPAGE") is not None:
+        return
+    try:
+        import numpy as np
+
+        core = getattr(np, "_core", None) or np.core  # numpy 2.x / 1.x
+        core.multiarray._set_madvise_hugepage(bool(enabled))
+    except (AttributeError, ImportError):  # an older or other numpy: its default stays
         pass
 
 
