@@ -195,6 +195,21 @@ def test_fuse_engine_net_end_to_end_with_shipped_weights(tmp_path):
     err = lambda a: float(np.mean((a - tp.aif) ** 2))  # noqa: E731
     assert err(img) < err(tp.main_near)  # the defocused background gains detail
     assert (tmp_path / "dbg" / "o.mask_main.png").exists()
+    assert "trained on images up to 1280 px" not in r.output  # 256 px: inside its training sizes
+
+
+@pytest.mark.skipif(not SHIPPED.exists(), reason="weights/fuse-net.pt not shipped in this checkout")
+def test_fuse_engine_net_warns_above_its_training_size(tmp_path, monkeypatch):
+    assert fuse_net.size_warning((768, 1024)) is None and fuse_net.size_warning((960, 1280)) is None
+    assert "--engine classical" in fuse_net.size_warning((3024, 4032))
+    _, m, u = _pair_files(tmp_path)
+    monkeypatch.setattr(fuse_net, "TRAINED_MAX_PIXELS", 192 * 256 - 1)  # this toy pair counts as too large
+    r = runner.invoke(app, ["fuse", str(m), str(u), "-o", str(tmp_path / "o.png"), "--ratio", "2", "--engine", "net",
+                            "--json"])
+    assert r.exit_code == 0, r.output
+    assert "trained on images up to 1280 px" in r.output and "256x192" in r.output
+    r = runner.invoke(app, ["fuse", str(m), str(u), "-o", str(tmp_path / "c.png"), "--ratio", "2", "--json"])
+    assert r.exit_code == 0 and "trained on images up to 1280 px" not in r.output  # classical: no note
 
 
 def test_training_item_cache_round_trips(tmp_path):

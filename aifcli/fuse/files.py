@@ -56,6 +56,12 @@ def fuse_files(main_path: str | Path, uw_path: str | Path, out_path: str | Path,
     write_image(out_path, res.image, meta=p.main.meta, linear=p.main.meta.linear, quality=quality, overwrite=overwrite)
     t_write = time.perf_counter() - t0
     summary: dict[str, Any] = {"output": str(out_path), "pair": p.to_dict(), **res.summary()}
+    if engine == "net":
+        from ..nets.fuse_net import size_warning
+
+        note = size_warning(p.main.shape)
+        if note:
+            summary["pair"]["notes"] = [*summary["pair"]["notes"], note]
     summary["timings"] = {"read": round(t_read, 4), **summary["timings"], "write": round(t_write, 4)}
     outputs = [str(out_path)]
     if debug_dir is not None:

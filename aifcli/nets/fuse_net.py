@@ -30,6 +30,9 @@ import cv2
 import numpy as np
 
 NET_MAX_WIDTH = 1024
+# fuse-net was trained on renders 768-1280 px wide; above this many main pixels it was
+# measured far below the classical engine (``size_warning``)
+TRAINED_MAX_PIXELS = 2_000_000
 MULTIPLE = 16  # three Haar levels + a stride-2 margin
 RECEPTIVE_RADIUS = 160  # px on the net grid; covers the encoder's dilated convs + feature blurs
 ARCH = "aif-fusenet-v1"
@@ -235,6 +238,24 @@ def run_net(model, main: np.ndarray, iwc: np.ndarray, conf: np.ndarray, infield:
     with torch.inference_mode():
         y = tiled_forward(fn, x, tile=tile, halo=halo, multiple=MULTIPLE)[0].numpy().transpose(1, 2, 0)
     return {"image": y[..., 0:3], "masks": y[..., 3:6], "refined": y[..., 6:9], "offset": y[..., 9:11]}
+
+
+def size_warning(main_shape: tuple[int, int]) -> str | None:
+    """A note for the user when the main is larger than fuse-net's training data.
+
+    On 18 synthetic 12 MP pairs (``bench/bench_fuse.py --engine-compare --size full
+    --scenes 3``, 2026-11-23) ``--engine net`` scored 26.80 dB total against 28.52 for the
+    classical engine and 26.23 for the main alone; focused near 23.93 dB, LPIPS 0.722,
+    against 26.58 / 0.330: its masks keep the main on about 80 % of a near-focused frame
+    (classical: 13 %). Running it on the fuse grid instead of the 1024-px net grid did not
+    help (one pair: 21.94 -> 22.23 dB, classical 25.80). The network needs training at that
+    size; until then the note says so."""
+    h, w = main_shape
+    if h * w <= TRAINED_MAX_PIXELS:
+        return None
+    return (f"--engine net: fuse-net was trained on images up to 1280 px wide; on {w}x{h} pairs it keeps the "
+            "defocused main where the classical engine takes the ultra-wide (12 MP synthetic pairs: 1.7 dB below "
+            "the classical engine, docs/LEARNED.md); for full-resolution photos use --engine classical")
 
 
 def net_scale(fuse_shape: tuple[int, int]) -> float:
