@@ -55,10 +55,11 @@ def numpy_hugepages(enabled: bool) -> None:
     0.8 s of system time in its final blend alone (``onto_main``, 0.65 s wall -> 0.20 s
     without), and the end-to-end time varied from 2.1 to 3.2 s between runs; with 4 KiB
     pages it held 2.13-2.22 s (every run about 0.15 s slower than a fast run with huge
-    pages, none as slow as their slow ones; the mean is lower). A 12 MP bracket of 10 frames stacked in 11.5 s instead of
-    12.8 s (system time 3.4 -> 2.0 s). Once the heap holds the pages, later arrays reuse
-    them and huge pages would save nothing but TLB misses, which these streaming image
-    operations barely have (docs/BENCHMARKS.md, "Huge pages")."""
+    pages, none as slow as their slow ones; the mean is lower). A 12 MP bracket of 10
+    frames stacked in 11.5 s instead of 12.8 s (system time 3.4 -> 2.0 s). Once the heap
+    holds the pages, later arrays reuse them and huge pages would save nothing but TLB
+    misses, which these streaming image operations barely have (docs/BENCHMARKS.md,
+    "Huge pages")."""
     if os.environ.get("NUMPY_MADVISE_HUGEPAGE") is not None:
         return
     try:
