@@ -192,6 +192,28 @@ def test_main_detail_keeps_a_low_contrast_in_focus_surface_from_a_noisier_ultraw
     assert on[defocused].mean() < 0.05
 
 
+def test_main_mask_mid_band_gives_a_defocused_striped_object_to_the_ultrawide():
+    """Wide stripes: between their edges the finest band is noise in both images, so the
+    finest band alone lets a defocused main keep part of the flat stretches; the mid band
+    sees the main's soft edges there. Where both are sharp the mid band changes nothing."""
+    from aifcli.fuse.pair import main_mask
+
+    rng = np.random.default_rng(5)
+    n = 192
+    stripes = (((np.arange(3 * n) // 24) % 2) * 0.5 + 0.25).astype(np.float32)[None].repeat(n, 0)
+    main = stripes.copy()
+    main[:, :n] = cv2.GaussianBlur(stripes, (0, 0), 3.0)[:, :n]  # left third: the main defocused
+
+    def rgb(g):
+        return np.clip(np.dstack([g] * 3) + rng.normal(0, 0.01, g.shape + (3,)), 0, 1).astype(np.float32)
+
+    m, u, field = rgb(main), rgb(stripes), np.ones((n, 3 * n), np.float32)
+    on, off = main_mask(m, u, field), main_mask(m, u, field, mid_band=False)
+    defocused, sharp = (slice(20, -20), slice(20, n - 20)), (slice(20, -20), slice(n + 20, 3 * n - 20))
+    assert on[defocused].mean() < 0.05 and off[defocused].mean() > 0.15
+    assert np.allclose(on[sharp], off[sharp], atol=1e-3) and on[sharp].mean() > 0.7
+
+
 def test_noise_energy_map_follows_brightness_dependent_noise():
     from aifcli.align.pair import fine_band
     from aifcli.fuse.pair import noise_energy_map

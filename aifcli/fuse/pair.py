@@ -5,8 +5,8 @@ EasyAIF eq. 2 with classical parts (DESIGN.md §2 "Pairs", steps 4-6):
     I_AIF = I_d * M_d + I_m * M_m + I_wc * M_wc,   M_d + M_m + M_wc = 1
 
 - ``I_m``  the main image; ``M_m`` is high where the main is at least about as sharp as
-  the aligned ultra-wide (local high-frequency energy at the ultra-wide's own pixel
-  density). That covers the main's in-focus regions, flat regions, the area outside the
+  the aligned ultra-wide (local energy of the finest band, and of the next one, at the
+  ultra-wide's own pixel density). That covers the main's in-focus regions, flat regions, the area outside the
   ultra-wide's field, and objects the ultra-wide itself sees defocused (very near); and
   where the main's band shows detail above its own noise that the ultra-wide's band does
   not share (``main_detail``: an in-focus surface the ultra-wide shows noisier or slightly
@@ -151,21 +151,20 @@ def _logistic_ratio(e_uw: np.ndarray, e_main: np.ndarray, bias: float, softness:
     return cv2.divide(1.0, cv2.add(q, 1.0))
 
 
-def mid_band_energies(ym: np.ndarray, yu: np.ndarray, sigma: float = 3.0, win: float = 6.0
+def mid_band_energies(gm: np.ndarray, gu: np.ndarray, sigma: float = 3.0, win: float = 6.0
                       ) -> tuple[np.ndarray, np.ndarray]:
-    """Local energies of the band between Gaussians of 1.5 and ``sigma`` px of two luminances
-    (window ``win``), on a grid 2x coarser (the band holds nothing above its Nyquist) and
-    returned there: (main's, ultra-wide's)."""
-    h, w = ym.shape[:2]
+    """Local energies (window ``win``) of the band between Gaussians of 1.5 and ``sigma`` px
+    of two luminances, given as their Gaussians of 1.5 px (``gm``, ``gu``: what
+    ``fine_band`` subtracts). Computed on a grid 2x coarser, where the band still has no
+    aliasing, and returned there: (main's, ultra-wide's)."""
+    h, w = gm.shape[:2]
     q = 2 if min(h, w) >= 64 else 1
     s = float(np.sqrt(sigma * sigma - 1.5 * 1.5)) / q  # G(sigma) = G(s) after G(1.5)
     out = []
-    for y in (ym, yu):
-        g = cv2.GaussianBlur(y, (0, 0), 1.5)
+    for g in (gm, gu):
         if q > 1:
             g = cv2.resize(g, (max(1, w // q), max(1, h // q)), interpolation=cv2.INTER_AREA)
-        b = cv2.subtract(g, cv2.GaussianBlur(g, (0, 0), s))
-        out.append(band_energy(b, win / q))
+        out.append(band_energy(cv2.subtract(g, cv2.GaussianBlur(g, (0, 0), s)), win / q))
     return out[0], out[1]
 
 
@@ -200,7 +199,7 @@ def main_mask(main: np.ndarray, uw: np.ndarray, infield: np.ndarray, *, bias: fl
     em, eu = band_energy(hm), band_energy(hu)
     m = _logistic_ratio(eu, em, bias, softness, eps)
     if mid_band:
-        e_m, e_u = mid_band_energies(ym, yu)
+        e_m, e_u = mid_band_energies(cv2.subtract(ym, hm), cv2.subtract(yu, hu))  # y - fine band = G(y, 1.5)
         # log2(main / ultra-wide) - log2(bias / 2), clipped: 0 at bias / 2, 1 at bias
         r = cv2.log(cv2.divide(cv2.add(e_m, eps), cv2.add(e_u, eps), scale=2.0 / bias))
         m2 = np.clip(r * np.float32(1.0 / np.log(2.0)), 0.0, 1.0)
