@@ -254,7 +254,7 @@ def size_warning(main_shape: tuple[int, int]) -> str | None:
     if h * w <= TRAINED_MAX_PIXELS:
         return None
     return (f"--engine net: fuse-net was trained on images up to 1280 px wide; on {w}x{h} pairs it keeps the "
-            "defocused main where the classical engine takes the ultra-wide (12 MP synthetic pairs: 1.7 dB below "
+            "defocused main where the classical engine takes the ultra-wide (12 MP synthetic pairs: 1.8 dB below "
             "the classical engine, docs/LEARNED.md); for full-resolution photos use --engine classical")
 
 
