@@ -6,8 +6,8 @@ EasyAIF eq. 2 with classical parts (DESIGN.md §2 "Pairs", steps 4-6):
 
 - ``I_m``  the main image; ``M_m`` is high where the main is at least about as sharp as
   the aligned ultra-wide (local energy of the finest band, and of the next one, at the
-  ultra-wide's own pixel density). That covers the main's in-focus regions, flat regions, the area outside the
-  ultra-wide's field, and objects the ultra-wide itself sees defocused (very near); and
+  ultra-wide's own pixel density). That covers the main's in-focus regions, flat regions,
+  the area outside the ultra-wide's field, and objects the ultra-wide itself sees defocused (very near); and
   where the main's band shows detail above its own noise that the ultra-wide's band does
   not share (``main_detail``: an in-focus surface the ultra-wide shows noisier or slightly
   out of place).
@@ -144,9 +144,10 @@ def main_detail(hm: np.ndarray, hu: np.ndarray, em: np.ndarray, eu: np.ndarray, 
 
 
 def _logistic_ratio(e_uw: np.ndarray, e_main: np.ndarray, bias: float, softness: float, eps: float) -> np.ndarray:
-    """The logistic of log(ratio / bias) / softness with ratio = e_main / e_uw (``main_mask``), written as
-    1 / (1 + q) with q = (bias / ratio)^(1 / softness): the same values in OpenCV's float32
-    ops (numpy's log and exp took 25 ms of a 12 MP pair); where q overflows to inf it is 0."""
+    """The logistic of log(ratio / bias) / softness with ratio = e_main / e_uw (``main_mask``),
+    written as 1 / (1 + q) with q = (bias / ratio)^(1 / softness): the same values in
+    OpenCV's float32 ops (numpy's log and exp took 25 ms of a 12 MP pair); where q
+    overflows to inf it is 0."""
     q = cv2.pow(cv2.divide(cv2.add(e_uw, eps), cv2.add(e_main, eps), scale=bias), 1.0 / softness)
     return cv2.divide(1.0, cv2.add(q, 1.0))
 
@@ -191,8 +192,8 @@ def main_mask(main: np.ndarray, uw: np.ndarray, infield: np.ndarray, *, bias: fl
     mid band spans those stretches. A ramp, not the logistic: the logistic gives the main
     only 0.77 where the two mid bands are equal (in focus in both), which let the
     ultra-wide's noise into an exact main's in-focus region (``tests/test_fuse.py``); the
-    ramp is 1 there. Six 12 MP pairs (scene 0): 26.58 -> 26.73 dB, focused far +0.29 dB; 18
-    pairs at 1024 px: 31.92 -> 31.93 dB (docs/BENCHMARKS.md).
+    ramp is 1 there. 18 pairs at 12 MP: 28.52 -> 28.59 dB (focused far +0.14, scene 0
+    26.58 -> 26.77); at 1024 px 31.92 -> 31.93 dB (docs/BENCHMARKS.md).
     """
     ym, yu = _luma(main), _luma(uw)
     hm, hu = fine_band(ym), fine_band(yu)  # fine_band_energy's, kept for main_detail
