@@ -7,10 +7,10 @@ EasyAIF eq. 2 with classical parts (DESIGN.md §2 "Pairs", steps 4-6):
 - ``I_m``  the main image; ``M_m`` is high where the main is at least about as sharp as
   the aligned ultra-wide (local energy of the finest band, and of the next one, at the
   ultra-wide's own pixel density). That covers the main's in-focus regions, flat regions,
-  the area outside the ultra-wide's field, and objects the ultra-wide itself sees defocused (very near); and
-  where the main's band shows detail above its own noise that the ultra-wide's band does
-  not share (``main_detail``: an in-focus surface the ultra-wide shows noisier or slightly
-  out of place).
+  the area outside the ultra-wide's field, and objects the ultra-wide itself sees
+  defocused (very near); and where the main's band shows detail above its own noise that
+  the ultra-wide's band does not share (``main_detail``: an in-focus surface the
+  ultra-wide shows noisier or slightly out of place).
 - ``I_wc`` the flow-warped, colour-matched ultra-wide; ``M_wc = (1 - M_m) * C`` with ``C``
   the forward-backward confidence of the alignment, times ``content_agreement`` (0 where
   the ultra-wide shows something the main does not: it moved between the exposures).
@@ -143,15 +143,6 @@ def main_detail(hm: np.ndarray, hu: np.ndarray, em: np.ndarray, eu: np.ndarray, 
     return cv2.multiply(detail, shared)
 
 
-def _logistic_ratio(e_uw: np.ndarray, e_main: np.ndarray, bias: float, softness: float, eps: float) -> np.ndarray:
-    """The logistic of log(ratio / bias) / softness with ratio = e_main / e_uw (``main_mask``),
-    written as 1 / (1 + q) with q = (bias / ratio)^(1 / softness): the same values in
-    OpenCV's float32 ops (numpy's log and exp took 25 ms of a 12 MP pair); where q
-    overflows to inf it is 0."""
-    q = cv2.pow(cv2.divide(cv2.add(e_uw, eps), cv2.add(e_main, eps), scale=bias), 1.0 / softness)
-    return cv2.divide(1.0, cv2.add(q, 1.0))
-
-
 def mid_band_energies(gm: np.ndarray, gu: np.ndarray, sigma: float = 3.0, win: float = 6.0
                       ) -> tuple[np.ndarray, np.ndarray]:
     """Local energies (window ``win``) of the band between Gaussians of 1.5 and ``sigma`` px
@@ -198,7 +189,11 @@ def main_mask(main: np.ndarray, uw: np.ndarray, infield: np.ndarray, *, bias: fl
     ym, yu = _luma(main), _luma(uw)
     hm, hu = fine_band(ym), fine_band(yu)  # fine_band_energy's, kept for main_detail
     em, eu = band_energy(hm), band_energy(hu)
-    m = _logistic_ratio(eu, em, bias, softness, eps)
+    # the logistic of log(ratio / bias) / softness, written as 1 / (1 + q) with q = (bias / ratio)^(1 / softness):
+    # the same values in OpenCV's float32 ops (numpy's log and exp took 25 ms of a 12 MP pair); where q
+    # overflows to inf the mask is exactly 0
+    q = cv2.pow(cv2.divide(cv2.add(eu, eps), cv2.add(em, eps), scale=bias), 1.0 / softness)
+    m = cv2.divide(1.0, cv2.add(q, 1.0))
     if mid_band:
         e_m, e_u = mid_band_energies(cv2.subtract(ym, hm), cv2.subtract(yu, hu))  # y - fine band = G(y, 1.5)
         # log2(main / ultra-wide) - log2(bias / 2), clipped: 0 at bias / 2, 1 at bias
