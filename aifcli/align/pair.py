@@ -109,8 +109,8 @@ class PairAlignment:
             return self._warp_h(uw, shape, border)
         uv = self.uw_map(shape, use_flow=True)
         src, c = _prefilter(uw, self.scale * self.main_shape[1] / shape[1])
-        if c != 1.0:
-            uv = (uv + 0.5) * c - 0.5
+        if c != (1.0, 1.0):
+            uv = (uv + 0.5) * np.float32(c) - 0.5  # per axis: (x, y) on the last axis
         return cv2.remap(src, uv[..., 0], uv[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
                          borderValue=(border, border, border))
 
@@ -159,10 +159,19 @@ class PairAlignment:
 
 
 # --- helpers ------------------------------------------------------------------------------
-def _scale_mat(a: float) -> np.ndarray:
-    """Full-res px -> px of an image resized by ``a`` (cv2.resize pixel-centre convention)."""
-    o = 0.5 * a - 0.5
-    return np.array([[a, 0, o], [0, a, o], [0, 0, 1]], dtype=np.float64)
+def _scale_mat(a: float | tuple[float, float]) -> np.ndarray:
+    """Full-res px -> px of an image resized by ``a`` (cv2.resize pixel-centre convention);
+    ``a`` is one factor or (x, y) factors (``_axis_scales``)."""
+    ax, ay = (a, a) if np.isscalar(a) else a
+    return np.array([[ax, 0, 0.5 * ax - 0.5], [0, ay, 0.5 * ay - 0.5], [0, 0, 1]], dtype=np.float64)
+
+
+def _axis_scales(small: np.ndarray, big: np.ndarray) -> tuple[float, float]:
+    """The (x, y) factors by which ``small`` is a resized ``big``. Rounding the size makes
+    them differ: a 4032x3024 ultra-wide shrunk by 0.4928 is 1987x1490 px, 0.492808 across
+    and 0.492725 down, and one factor for both axes put the bottom of the frame 0.5
+    ultra-wide px off in y (1.35 px for a 3648x2736 frame shrunk to 1338x1004)."""
+    return small.shape[1] / big.shape[1], small.shape[0] / big.shape[0]
 
 
 def _local_scale(H: np.ndarray, shape: tuple[int, int]) -> float:
@@ -173,15 +182,16 @@ def _local_scale(H: np.ndarray, shape: tuple[int, int]) -> float:
     return float(np.sqrt(abs(np.linalg.det(J))))
 
 
-def _prefilter(img: np.ndarray, density: float) -> tuple[np.ndarray, float]:
-    """Shrink ``img`` when it has ``density`` > 1.25 source px per target px."""
+def _prefilter(img: np.ndarray, density: float) -> tuple[np.ndarray, tuple[float, float]]:
+    """Shrink ``img`` when it has ``density`` > 1.25 source px per target px; returns the
+    image and its (x, y) factors (``_axis_scales``)."""
     if density <= 1.25:
-        return img, 1.0
+        return img, (1.0, 1.0)
     c = 1.0 / density
     h, w = img.shape[:2]
     nw, nh = max(1, round(w * c)), max(1, round(h * c))
     out = cv2.resize(img, (nw, nh), interpolation=cv2.INTER_AREA)
-    return out, nw / w
+    return out, _axis_scales(out, img)
 
 
 def _work_scale(h: int, w: int, width: int) -> float:
@@ -257,12 +267,12 @@ def _match(d1: np.ndarray | None, d2: np.ndarray | None, ratio: float = 0.8) -> 
 def estimate_homography(main_s: np.ndarray, uw: np.ndarray, main_shape: tuple[int, int], a: float,
                         H0: np.ndarray, n_features: int = 3000, min_inliers: int = 20,
                         uw_path: Any = None, sift_width: int = 640
-                        ) -> tuple[np.ndarray | None, int, int, float, dict[str, float], np.ndarray, float]:
+                        ) -> tuple[np.ndarray | None, int, int, float, dict[str, float], np.ndarray, tuple[float, float]]:
     """Homography (main full px -> uw full px) from SIFT on the work grid (None if too few agree).
 
     ``main_s`` is the main image already resized by ``a``. The ultra-wide is shrunk to the
     same pixel density and pre-warped by ``H0`` so that SIFT compares like with like.
-    Returns (H, matches, inliers, median residual in main px, timings, shrunk ultra-wide, its scale).
+    Returns (H, matches, inliers, median residual in main px, timings, shrunk ultra-wide, its (x, y) scales).
     """
     t: dict[str, float] = {}
     t0 = time.perf_counter()
@@ -270,7 +280,7 @@ def estimate_homography(main_s: np.ndarray, uw: np.ndarray, main_shape: tuple[in
     s0 = _local_scale(H0, main_shape)
     b = min(1.0, a / max(s0, 1e-6))
     uw_s = _resize(uw, b)
-    b = uw_s.shape[1] / uw.shape[1]
+    b = _axis_scales(uw_s, uw)
     uw_s0, b0 = uw_s, b  # handed back: the ultra-wide at about the work grid's density
     G = _scale_mat(b) @ H0 @ np.linalg.inv(_scale_mat(a))  # work main px -> small uw px
     uw_p = cv2.warpPerspective(uw_s, G, (w, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)
@@ -308,7 +318,7 @@ def estimate_homography(main_s: np.ndarray, uw: np.ndarray, main_shape: tuple[in
         t["sift_fallback"] = time.perf_counter() - t0
         if len(pairs2) > len(pairs):
             pairs, ku = pairs2, ku2
-            b = uw_s2.shape[1] / uw.shape[1]
+            b = _axis_scales(uw_s2, uw)
             G_used = np.eye(3)  # points are already in small-uw px
             G = None
             back_u = lambda pts: pts  # noqa: E731
@@ -931,7 +941,7 @@ def align_pair(main: np.ndarray, ultrawide: np.ndarray, *, ratio: float | None =
 
     def flow_for(Hc: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         sc = _local_scale(Hc, (mh, mw))
-        if b < 1.0 and sc / a * b > 0.7:  # the shrunk copy is dense enough for the work grid
+        if b[0] < 1.0 and sc / a * b[0] > 0.7:  # the shrunk copy is dense enough for the work grid
             src, c = uw_s, b
         else:
             src, c = _prefilter(ultrawide, sc / a)
