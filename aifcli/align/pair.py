@@ -69,6 +69,12 @@ class PairAlignment:
     agreement: float = float("nan")  # band-pass correlation of main and warped ultra-wide (0..1)
     epipolar: dict[str, Any] = field(default_factory=dict)  # what epipolar_projection fitted or why it skipped
     timings: dict[str, float] = field(default_factory=dict)
+    work_scale_y: float | None = None  # the work grid's y factor where rounding made it differ from x
+
+    @property
+    def work_scales(self) -> tuple[float, float]:
+        """(x, y) factors main px -> work grid px (``_axis_scales``)."""
+        return self.work_scale, self.work_scale if self.work_scale_y is None else self.work_scale_y
 
     # --- geometry ---------------------------------------------------------------------
     @property
@@ -82,14 +88,14 @@ class PairAlignment:
         ``shape`` is the main image resampled to (h, w); pixel centres follow cv2.resize.
         """
         h0, w0 = self.flow.shape[:2]
-        a = self.work_scale
+        ax, ay = self.work_scales
         ys, xs = np.mgrid[0:h0, 0:w0].astype(np.float32)
         if use_flow:
             xs = xs + self.flow[..., 0]
             ys = ys + self.flow[..., 1]
         # work px -> main full px (pixel-centre convention of cv2.resize)
-        xf = (xs + 0.5) / a - 0.5
-        yf = (ys + 0.5) / a - 0.5
+        xf = (xs + 0.5) / ax - 0.5
+        yf = (ys + 0.5) / ay - 0.5
         pts = np.stack([xf, yf], axis=-1).reshape(-1, 1, 2)
         uv = cv2.perspectiveTransform(pts, self.H).reshape(h0, w0, 2)
         if (h0, w0) != tuple(shape):
@@ -137,11 +143,11 @@ class PairAlignment:
         any main grid, e.g. ``aif synth``'s ground truth), with ``confidence`` (work grid;
         default: unchanged). For ablations: how much of the fused error is the flow's."""
         h0, w0 = self.flow.shape[:2]
-        a = self.work_scale
+        ax, ay = self.work_scales
         g = uw_map if uw_map.shape[:2] == (h0, w0) else cv2.resize(uw_map, (w0, h0), interpolation=cv2.INTER_AREA)
         q = cv2.perspectiveTransform(g.reshape(1, -1, 2).astype(np.float64), np.linalg.inv(self.H)).reshape(h0, w0, 2)
         ys, xs = np.mgrid[0:h0, 0:w0].astype(np.float64)
-        flow = np.stack([(q[..., 0] + 0.5) * a - 0.5 - xs, (q[..., 1] + 0.5) * a - 0.5 - ys], -1).astype(np.float32)
+        flow = np.stack([(q[..., 0] + 0.5) * ax - 0.5 - xs, (q[..., 1] + 0.5) * ay - 0.5 - ys], -1).astype(np.float32)
         return replace(self, flow=flow, confidence=self.confidence if confidence is None else confidence.astype(np.float32))
 
     def to_dict(self) -> dict[str, Any]:
@@ -264,21 +270,21 @@ def _match(d1: np.ndarray | None, d2: np.ndarray | None, ratio: float = 0.8) -> 
 
 
 # --- the stages ---------------------------------------------------------------------------
-def estimate_homography(main_s: np.ndarray, uw: np.ndarray, main_shape: tuple[int, int], a: float,
-                        H0: np.ndarray, n_features: int = 3000, min_inliers: int = 20,
+def estimate_homography(main_s: np.ndarray, uw: np.ndarray, main_shape: tuple[int, int],
+                        a: float | tuple[float, float], H0: np.ndarray, n_features: int = 3000, min_inliers: int = 20,
                         uw_path: Any = None, sift_width: int = 640
                         ) -> tuple[np.ndarray | None, int, int, float, dict[str, float], np.ndarray, tuple[float, float]]:
     """Homography (main full px -> uw full px) from SIFT on the work grid (None if too few agree).
 
-    ``main_s`` is the main image already resized by ``a``. The ultra-wide is shrunk to the
-    same pixel density and pre-warped by ``H0`` so that SIFT compares like with like.
+    ``main_s`` is the main image already resized by ``a`` (one factor or (x, y)). The
+    ultra-wide is shrunk to the same pixel density and pre-warped by ``H0`` so that SIFT compares like with like.
     Returns (H, matches, inliers, median residual in main px, timings, shrunk ultra-wide, its (x, y) scales).
     """
     t: dict[str, float] = {}
     t0 = time.perf_counter()
     h, w = main_s.shape[:2]
     s0 = _local_scale(H0, main_shape)
-    b = min(1.0, a / max(s0, 1e-6))
+    b = min(1.0, (a if np.isscalar(a) else a[0]) / max(s0, 1e-6))
     uw_s = _resize(uw, b)
     b = _axis_scales(uw_s, uw)
     uw_s0, b0 = uw_s, b  # handed back: the ultra-wide at about the work grid's density
@@ -918,10 +924,12 @@ def align_pair(main: np.ndarray, ultrawide: np.ndarray, *, ratio: float | None =
     a = _work_scale(mh, mw, work_width)
     t0 = time.perf_counter()
     main_s = _resize(main, a)
-    a = main_s.shape[1] / mw
+    a2 = _axis_scales(main_s, main)  # (x, y): rounding the size can make them differ
+    a = a2[0]
     timings["downscale"] = time.perf_counter() - t0
     H0 = initial_homography((mh, mw), (uh, uw_), ratio)
-    H, n_match, n_inl, res, th, uw_s, b = estimate_homography(main_s, ultrawide, (mh, mw), a, H0, n_features, min_inliers, uw_path)
+    H, n_match, n_inl, res, th, uw_s, b = estimate_homography(main_s, ultrawide, (mh, mw), a2, H0, n_features, min_inliers,
+                                                              uw_path)
     planes = th.pop("_planes", [])  # type: ignore[arg-type]
     timings.update({f"homography_{k}": v for k, v in th.items()})
     used_prior = H is None
@@ -945,7 +953,7 @@ def align_pair(main: np.ndarray, ultrawide: np.ndarray, *, ratio: float | None =
             src, c = uw_s, b
         else:
             src, c = _prefilter(ultrawide, sc / a)
-        M = _scale_mat(c) @ Hc @ np.linalg.inv(_scale_mat(a))
+        M = _scale_mat(c) @ Hc @ np.linalg.inv(_scale_mat(a2))
         uwh = cv2.warpPerspective(src, M, (w, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
                                   borderMode=cv2.BORDER_REPLICATE)
         gu = _prep(uwh)
@@ -984,8 +992,8 @@ def align_pair(main: np.ndarray, ultrawide: np.ndarray, *, ratio: float | None =
     timings["flow"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     # field of view: where main pixel + flow lands inside the ultra-wide
-    al = PairAlignment(H=H, H0=H0, main_shape=(mh, mw), uw_shape=(uh, uw_), work_scale=a, flow=fw, flow_bw=bw,
-                       confidence=cons, infield=cons, matches=n_match, inliers=n_inl, residual_px=res,
+    al = PairAlignment(H=H, H0=H0, main_shape=(mh, mw), uw_shape=(uh, uw_), work_scale=a, work_scale_y=a2[1],
+                       flow=fw, flow_bw=bw, confidence=cons, infield=cons, matches=n_match, inliers=n_inl, residual_px=res,
                        ratio=float(ratio), swapped_hint=scale > 1.1, used_prior=used_prior,
                        plane=plane_choice, epipolar=epi)
     uv = al.uw_map((h, w))
