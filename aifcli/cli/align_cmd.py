@@ -59,8 +59,10 @@ def align_cmd(
     homography JSON's "epipolar" entry gives the direction and fit, or why it was
     skipped). A near object the main shows as a featureless blur gets one parallax,
     matched from its blurred outline along that direction (the entry's "objects" list
-    each such region with its parallax and scores, and how many pixels it set). Pairs
-    that do not overlap fail with a message (exit 2).
+    each such region with its parallax and scores, and how many pixels it set). Last, the
+    consistent flow is corrected by shifts matched on 32 px tiles against the warped
+    ultra-wide blurred like the main there (the JSON's "tile_refinement": tiles used and
+    their shifts). Pairs that do not overlap fail with a message (exit 2).
     """
     from ..align.pair_io import align_files, load_pair
     from ..io import check_output, write_bytes_atomic, write_gray8, write_image
@@ -108,3 +110,10 @@ def align_cmd(
         used = [o for o in objs if "replaced" in o]
         ui.detail(f"defocused objects: {len(objs)} found, {len(used)} given one parallax"
                   + "".join(f"; {o['parallax']:.1f} work px over {o['replaced']} px" for o in used))
+    ref = al.refine
+    if "skipped" in ref:
+        ui.detail(f"tile refinement skipped: {ref['skipped']}")
+    elif ref:
+        ui.detail(f"tile refinement: {ref['tiles']} of {ref['of']} tiles"
+                  + (f", shifts median {ref['median_shift_px']:.2f} / 90th percentile {ref['p90_shift_px']:.2f} work px"
+                     if ref["tiles"] else ""))
