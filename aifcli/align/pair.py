@@ -882,7 +882,7 @@ def refine_flow_tiles(ym: np.ndarray, yu: np.ndarray, fw: np.ndarray, cons: np.n
                       step: int = 16, search: int = 2,
                       radii: tuple[float, ...] = (0.35, 0.75, 1.25, 1.75, 2.5, 3.5, 5.0, 7.0), pre_blur: float = 0.5,
                       min_zncc: float = 0.8, min_curvature: float = 0.008, min_cover: float = 0.9,
-                      min_std: float = 0.004, smooth: float = 0.7) -> tuple[np.ndarray, dict[str, Any]]:
+                      min_std: float = 0.004, smooth: float = 0.7, first_disc: int = 1) -> tuple[np.ndarray, dict[str, Any]]:
     """The consistent flow corrected by a smooth field of residual shifts, each measured by
     matching a large tile of the main against the flow-warped ultra-wide blurred like it.
 
@@ -898,7 +898,11 @@ def refine_flow_tiles(ym: np.ndarray, yu: np.ndarray, fw: np.ndarray, cons: np.n
     (``cons`` > 0.5), it has texture (standard deviation ``min_std``), the peak is clear
     (ZNCC ``min_zncc``, curvature ``min_curvature`` per px² in both directions, inside the
     search window) and the chosen disc is not the largest (a blur beyond the bank matched
-    with a bias: those tiles made the correction worse on the most defocused backgrounds).
+    with a bias: those tiles made the correction worse on the most defocused backgrounds)
+    nor below ``first_disc`` (by default the smallest, 0.35 px, is skipped: the main is as
+    sharp as the ultra-wide there and ``fuse.pair.main_mask`` keeps it; on 12 MP pairs
+    focused far this left 10-30 % of the tiles to match, 0.1 -> 0.04 s, and moved the fused
+    PSNR by at most 0.01 dB).
     The shifts are smoothed over neighbouring tiles (Gaussian ``smooth`` tiles, weights
     by how many counted), interpolated to every pixel, and composed with the flow on the
     consistent pixels: ``f(p) <- s(p) + f(p + s(p))``. Inconsistent pixels keep their
@@ -936,7 +940,7 @@ def refine_flow_tiles(ym: np.ndarray, yu: np.ndarray, fw: np.ndarray, cons: np.n
         zncc0.append((at_tiles(cv2.multiply(mh_, b)) - mm * bm) / np.sqrt(vm * vb))
     choice = np.argmax(np.stack(zncc0), axis=0)
     cover = at_tiles(half((cons > 0.5).astype(np.float32)))
-    todo = (cover >= min_cover) & (vm >= min_std * min_std) & (choice < len(radii) - 1)
+    todo = (cover >= min_cover) & (vm >= min_std * min_std) & (choice >= first_disc) & (choice < len(radii) - 1)
     G = np.zeros((ny, nx, 2), np.float32)
     W = np.zeros((ny, nx), np.float32)
     # A loop over tiles: OpenCV's matchTemplate does one template at a time, and the
@@ -954,7 +958,7 @@ def refine_flow_tiles(ym: np.ndarray, yu: np.ndarray, fw: np.ndarray, cons: np.n
             continue
         G[i, j] = (px - r + 0.5 * (z[py, px - 1] - z[py, px + 1]) / cx, py - r + 0.5 * (z[py - 1, px] - z[py + 1, px]) / cy)
         W[i, j] = 1.0
-    info: dict[str, Any] = {"tiles": int(W.sum()), "of": int(ny * nx)}
+    info: dict[str, Any] = {"tiles": int(W.sum()), "of": int(ny * nx), "tried": int(todo.sum())}
     if not W.any():
         return fw, info
     ws = cv2.GaussianBlur(W, (0, 0), smooth)
