@@ -64,9 +64,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from aifcli.align.pair import align_pair, disc_kernel, soften_confidence  # noqa: E402
+from aifcli.align.pair import _zncc_peak, align_pair, disc_kernel, soften_confidence  # noqa: E402
 from aifcli.color.local_affine import match_colors  # noqa: E402
-from aifcli.fuse.pair import _resize, compose, fuse_pair, refined_main  # noqa: E402
+from aifcli.fuse.pair import _resize, choose_fuse_scale, compose, fuse_pair, refined_main  # noqa: E402
 from aifcli.metrics import psnr, ssim  # noqa: E402
 
 METHODS = ("main", "uw_only", "no_conf", "full", "oracle")
@@ -403,17 +403,11 @@ def _tile_shifts(m: np.ndarray, u: np.ndarray, tile: int = 64, step: int = 32, r
             tpl = m[y:y + tile, x:x + tile]
             if tpl.std() < 0.004:
                 continue
-            best = None
-            for b in ub:
-                z = cv2.matchTemplate(b[y - r:y + tile + r, x - r:x + tile + r], tpl, cv2.TM_CCOEFF_NORMED)
-                _, v, _, loc = cv2.minMaxLoc(z)
-                if best is None or v > best[0]:
-                    best = (v, loc, z)
-            _, (px, py), z = best
-            if not (0 < px < 2 * r and 0 < py < 2 * r):
+            _, peak = max((_zncc_peak(cv2.matchTemplate(b[y - r:y + tile + r, x - r:x + tile + r], tpl,
+                                                        cv2.TM_CCOEFF_NORMED)) for b in ub), key=lambda vp: vp[0])
+            if peak is None:
                 continue
-            par = lambda a, b, c: 0.5 * (a - c) / (a - 2 * b + c) if a - 2 * b + c < 0 else 0.0  # noqa: E731
-            shifts.append((px - r + par(*z[py, px - 1:px + 2]), py - r + par(*z[py - 1:py + 2, px])))
+            shifts.append(peak[:2])
             corners.append((x, y))
     return np.float32(shifts).reshape(-1, 2), np.int32(corners).reshape(-1, 2)
 
@@ -434,8 +428,6 @@ def score_match_precision(args: argparse.Namespace) -> dict:
             continue
         ps, main, infocus = c["ps"], c["main"], c["infocus"]
         al = align_pair(main, ps.ultrawide, ratio=c["ratio"])
-        from aifcli.fuse.pair import choose_fuse_scale
-
         t = choose_fuse_scale(al, main.shape[:2])
         main_t = _resize(main, t)
         sh = main_t.shape[:2]

@@ -275,12 +275,12 @@ def _match(d1: np.ndarray | None, d2: np.ndarray | None, ratio: float = 0.8) -> 
 
 # --- the stages ---------------------------------------------------------------------------
 def estimate_homography(main_s: np.ndarray, uw: np.ndarray, main_shape: tuple[int, int],
-                        a: float | tuple[float, float], H0: np.ndarray, n_features: int = 3000, min_inliers: int = 20,
+                        a: tuple[float, float], H0: np.ndarray, n_features: int = 3000, min_inliers: int = 20,
                         uw_path: Any = None, sift_width: int = 640
                         ) -> tuple[np.ndarray | None, int, int, float, dict[str, float], np.ndarray, tuple[float, float]]:
     """Homography (main full px -> uw full px) from SIFT on the work grid (None if too few agree).
 
-    ``main_s`` is the main image already resized by ``a`` (one factor or (x, y)). The
+    ``main_s`` is the main image already resized by the (x, y) factors ``a``. The
     ultra-wide is shrunk to the same pixel density and pre-warped by ``H0`` so that SIFT compares like with like.
     Returns (H, matches, inliers, median residual in main px, timings, shrunk ultra-wide, its (x, y) scales).
     """
@@ -288,7 +288,7 @@ def estimate_homography(main_s: np.ndarray, uw: np.ndarray, main_shape: tuple[in
     t0 = time.perf_counter()
     h, w = main_s.shape[:2]
     s0 = _local_scale(H0, main_shape)
-    b = min(1.0, (a if np.isscalar(a) else a[0]) / max(s0, 1e-6))
+    b = min(1.0, a[0] / max(s0, 1e-6))
     uw_s = _resize(uw, b)
     b = _axis_scales(uw_s, uw)
     uw_s0, b0 = uw_s, b  # handed back: the ultra-wide at about the work grid's density
@@ -878,6 +878,24 @@ def _disc_blur(img: np.ndarray, radius: float) -> np.ndarray:
     return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
 
 
+def _zncc_peak(z: np.ndarray) -> tuple[float, tuple[float, float, float, float] | None]:
+    """The maximum of a (2r+1)x(2r+1) ``cv2.matchTemplate`` surface ``z`` and, unless it lies
+    on the surface's border, (dx, dy, curvature x, curvature y): its offset from the centre
+    refined by a parabola through it along each axis (no refinement along an axis whose
+    curvature is not negative) and those curvatures (second differences)."""
+    _, v, _, (px, py) = cv2.minMaxLoc(z)
+    r = (z.shape[0] - 1) // 2
+    if not (0 < px < 2 * r and 0 < py < 2 * r):
+        return v, None
+    a, b, c = z[py, px - 1], z[py, px], z[py, px + 1]
+    cx = float(a - 2 * b + c)
+    dx = px - r + (0.5 * float(a - c) / cx if cx < 0 else 0.0)
+    a, c = z[py - 1, px], z[py + 1, px]
+    cy = float(a - 2 * b + c)
+    dy = py - r + (0.5 * float(a - c) / cy if cy < 0 else 0.0)
+    return v, (dx, dy, cx, cy)
+
+
 def refine_flow_tiles(ym: np.ndarray, yu: np.ndarray, fw: np.ndarray, cons: np.ndarray, *, tile: int = 32,
                       step: int = 16, search: int = 2,
                       radii: tuple[float, ...] = (0.35, 0.75, 1.25, 1.75, 2.5, 3.5, 5.0, 7.0), pre_blur: float = 0.5,
@@ -950,14 +968,10 @@ def refine_flow_tiles(ym: np.ndarray, yu: np.ndarray, fw: np.ndarray, cons: np.n
         y, x = r + i * step, r + j * step
         z = cv2.matchTemplate(ub[choice[i, j]][y - r:y + tile + r, x - r:x + tile + r], m[y:y + tile, x:x + tile],
                               cv2.TM_CCOEFF_NORMED)
-        _, v, _, (px, py) = cv2.minMaxLoc(z)
-        if v < min_zncc or not (0 < px < 2 * r and 0 < py < 2 * r):
+        v, peak = _zncc_peak(z)
+        if v < min_zncc or peak is None or -peak[2] < min_curvature or -peak[3] < min_curvature:
             continue
-        cx = z[py, px - 1] - 2 * z[py, px] + z[py, px + 1]
-        cy = z[py - 1, px] - 2 * z[py, px] + z[py + 1, px]
-        if -cx < min_curvature or -cy < min_curvature:
-            continue
-        G[i, j] = (px - r + 0.5 * (z[py, px - 1] - z[py, px + 1]) / cx, py - r + 0.5 * (z[py - 1, px] - z[py + 1, px]) / cy)
+        G[i, j] = peak[:2]
         W[i, j] = 1.0
     info: dict[str, Any] = {"tiles": int(W.sum()), "of": int(ny * nx), "tried": int(todo.sum())}
     if not W.any():
