@@ -380,7 +380,7 @@ def test_alignment_is_deterministic_within_a_process():
 @pytest.mark.parametrize("uw_size", [(611, 811), (587, 801)])
 def test_shrunk_ultrawide_keeps_both_axes_scales(uw_size):
     # An ultra-wide denser than the work grid is shrunk before matching; rounding its size
-    # makes the x and y factors differ (811 -> 638 px is 0.7867, 611 -> 481 px 0.7872).
+    # makes the x and y factors differ (811 -> 639 px is 0.7879, 611 -> 481 px 0.7872).
     # With one factor for both axes the map drifted in y across the frame (median error
     # -0.16 px at the top, -0.35 px at the bottom here; 1.35 ultra-wide px on a 12 MP
     # synthetic pair).
