@@ -83,7 +83,7 @@ def oracle(main: np.ndarray, uw: np.ndarray, uw_map: np.ndarray, occlusion: np.n
     gt_t = _resize(gt, fuse_scale)
     h, w = main_t.shape[:2]
     uv = cv2.resize(uw_map, (w, h), interpolation=cv2.INTER_LINEAR) if uw_map.shape[:2] != (h, w) else uw_map
-    uwf = cv2.remap(uw, uv[..., 0], uv[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    uwf = np.clip(cv2.remap(uw, uv[..., 0], uv[..., 1], cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE), 0.0, 1.0)  # as PairAlignment.warp
     conf = cv2.resize((~occlusion).astype(np.float32), (w, h), interpolation=cv2.INTER_AREA)
     iwc = match_colors(uwf, main_t, mask=conf).image
     idr = refined_main(main_t)

@@ -390,12 +390,17 @@ def test_shrunk_ultrawide_keeps_both_axes_scales(uw_size):
     for rows in (slice(0, 60), slice(-60, None)):
         assert abs(np.median(d[rows, :, 1])) < 0.06, (rows, np.median(d[rows, :, 1]))
     # the warp onto a grid coarser than the ultra-wide prefilters it: its y must not drift either
-    ramp = np.repeat(np.arange(uw_size[0], dtype=np.float32)[:, None, None], uw_size[1], 1).repeat(3, 2)
+    n = float(uw_size[0])  # the row index as an image in [0, 1] (the warp clips to that range)
+    ramp = np.repeat((np.arange(uw_size[0], dtype=np.float32) / n)[:, None, None], uw_size[1], 1).repeat(3, 2)
     shape = (120, 160)  # 2x coarser than the main: the ultra-wide is shrunk by about 2.5
-    got = al.warp(ramp, shape)[..., 0]
+    got = al.warp(ramp, shape)[..., 0] * n
     want = al.uw_map(shape)[..., 1]
-    inner = (slice(10, -10), slice(10, -10))
-    assert np.median(np.abs(got[inner] - want[inner])) < 0.03  # one factor for both axes: ~1 px at the bottom
+    # the bicubic warp (Keys, a = -0.75) does not reproduce a ramp exactly: up to +-0.05 px of
+    # the shrunk image, i.e. +-0.12 rows here, periodic in the sub-pixel phase (band means
+    # 0.06 and -0.06 here); so the mean error over 40-row bands at the top and the bottom, and
+    # its drift between them, against 0.3 rows (one factor for both axes: ~1 row at the bottom)
+    top, bottom = ((got[r, 10:-10] - want[r, 10:-10]).mean() for r in (slice(10, 50), slice(-50, -10)))
+    assert abs(bottom) < 0.3 and abs(bottom - top) < 0.3, (top, bottom)
 
 
 def test_tile_refinement_removes_a_smooth_flow_error_under_defocus():
