@@ -73,17 +73,18 @@ METHODS = ("main", "uw_only", "no_conf", "full", "oracle")
 
 
 def oracle(main: np.ndarray, uw: np.ndarray, uw_map: np.ndarray, occlusion: np.ndarray, infocus: np.ndarray,
-           gt: np.ndarray, fuse_scale: float) -> np.ndarray:
+           gt: np.ndarray, fuse_scale: float, interpolation: int = cv2.INTER_LINEAR) -> np.ndarray:
     """The same blend with ground-truth geometry and occlusions, and masks that know the
     truth: the main where it is in focus; elsewhere whichever of the main, the refined main
     and the (ground-truth-warped, colour-matched) ultra-wide is locally closest to the
     ground truth (the ultra-wide only where it sees the scene). A ceiling for this blend
-    family."""
+    family. ``interpolation``: the warp's kernel, as ``aif fuse`` chose it for this grid
+    (``PairAlignment.interpolation``)."""
     main_t = _resize(main, fuse_scale)
     gt_t = _resize(gt, fuse_scale)
     h, w = main_t.shape[:2]
     uv = cv2.resize(uw_map, (w, h), interpolation=cv2.INTER_LINEAR) if uw_map.shape[:2] != (h, w) else uw_map
-    uwf = np.clip(cv2.remap(uw, uv[..., 0], uv[..., 1], cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE), 0.0, 1.0)  # as PairAlignment.warp
+    uwf = np.clip(cv2.remap(uw, uv[..., 0], uv[..., 1], interpolation, borderMode=cv2.BORDER_REPLICATE), 0.0, 1.0)
     conf = cv2.resize((~occlusion).astype(np.float32), (w, h), interpolation=cv2.INTER_AREA)
     iwc = match_colors(uwf, main_t, mask=conf).image
     idr = refined_main(main_t)
@@ -94,6 +95,11 @@ def oracle(main: np.ndarray, uw: np.ndarray, uw_map: np.ndarray, occlusion: np.n
     soft = lambda m: cv2.GaussianBlur(m.astype(np.float32), (0, 0), 1.0)  # noqa: E731
     m_d, m_wc = soft(~keep & (best == 1)), soft(~keep & (best == 2))
     return compose(main, main_t, iwc, idr, m_wc, m_d)
+
+
+def warp_kernel(res) -> int:
+    """The kernel ``aif fuse`` warped the ultra-wide with onto its fuse grid (the masks' grid)."""
+    return res.alignment.interpolation(res.masks["main"].shape[:2])
 
 
 def focal_ratio(ps) -> float:
@@ -154,7 +160,8 @@ def score_quality(args: argparse.Namespace) -> dict:
         uw_only = full.intermediates["color_matched"]
         if uw_only.shape != main.shape:
             uw_only = cv2.resize(uw_only, (main.shape[1], main.shape[0]), interpolation=cv2.INTER_LINEAR)
-        orc = oracle(main, ps.ultrawide, ps.uw_map, ps.occlusion, infocus, ps.aif, full.fuse_scale)
+        orc = oracle(main, ps.ultrawide, ps.uw_map, ps.occlusion, infocus, ps.aif, full.fuse_scale,
+                     warp_kernel(full))
         outs = {"main": main, "uw_only": uw_only, "no_conf": noconf.image, "full": full.image, "oracle": orc}
         row = {"preset": preset, "scene": idx, "focus": focus, "render_s": round(t_render, 2),
                "fuse_s": round(t_full, 3), "occluded": round(float(ps.occlusion.mean()), 4),
@@ -296,7 +303,8 @@ def score_engines(args: argparse.Namespace) -> dict:
             outs["net_colornet"] = fuse_pair(main, ps.ultrawide, alignment=full.alignment, engine="net",
                                              weights=args.weights).image
             t_net = time.perf_counter() - t0 + full.timings["align"]
-        outs["oracle"] = oracle(main, ps.ultrawide, ps.uw_map, ps.occlusion, infocus, ps.aif, full.fuse_scale)
+        outs["oracle"] = oracle(main, ps.ultrawide, ps.uw_map, ps.occlusion, infocus, ps.aif, full.fuse_scale,
+                     warp_kernel(full))
         row = {"preset": preset, "scene": idx, "focus": focus, "time_classical_s": round(t_cl, 3),
                "time_net_s": round(t_net, 3)}
         score_outputs(row, outs, ps.aif, band, infocus, lp)
@@ -338,7 +346,8 @@ def score_gap(args: argparse.Namespace) -> dict:
         for k, a in (("gt_flow", al.with_uw_map(ps.uw_map)), ("gt_vis", dataclasses.replace(al, confidence=vis)),
                      ("gt_both", al.with_uw_map(ps.uw_map, vis))):
             outs[k] = fuse_pair(main, ps.ultrawide, alignment=a, fuse_scale=full.fuse_scale).image
-        outs["oracle"] = oracle(main, ps.ultrawide, ps.uw_map, ps.occlusion, infocus, ps.aif, full.fuse_scale)
+        outs["oracle"] = oracle(main, ps.ultrawide, ps.uw_map, ps.occlusion, infocus, ps.aif, full.fuse_scale,
+                     warp_kernel(full))
         row = {"preset": preset, "scene": idx, "focus": focus,
                "confident": round(float(al.confidence.mean()), 4), "visible": round(float(vis.mean()), 4)}
         score_outputs(row, outs, ps.aif, band, infocus, lp)

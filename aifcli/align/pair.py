@@ -114,12 +114,9 @@ class PairAlignment:
         The ultra-wide is pre-shrunk (INTER_AREA) when it is denser than the target grid,
         so the result does not alias.
 
-        Bicubic, clipped to [0, 1]: at 12 MP the fuse grid has about the ultra-wide's own
-        density, so the warp resamples it about 1:1 at fractional offsets, where bilinear
-        interpolation is a low-pass (at half a pixel its response at half the Nyquist
-        frequency is 0.71, at Nyquist 0); that softened exactly the detail the ultra-wide is
-        there to give. Eight 12 MP synthetic pairs with the same alignment: fused PSNR
-        29.66 -> 29.85 dB (Lanczos-4: 29.84), 30 ms more per pair (docs/BENCHMARKS.md).
+        The kernel follows the density (``interpolation``): bicubic, clipped to [0, 1],
+        where the ultra-wide is resampled at about its own density, bilinear where it is
+        upsampled.
         """
         shape = tuple(shape or self.main_shape)
         if not use_flow:
@@ -128,17 +125,36 @@ class PairAlignment:
         src, c = _prefilter(uw, self.scale * self.main_shape[1] / shape[1])
         if c != (1.0, 1.0):
             uv = (uv + 0.5) * np.float32(c) - 0.5  # per axis: (x, y) on the last axis
-        out = cv2.remap(src, uv[..., 0], uv[..., 1], cv2.INTER_CUBIC, borderMode=cv2.BORDER_CONSTANT,
+        out = cv2.remap(src, uv[..., 0], uv[..., 1], self.interpolation(shape), borderMode=cv2.BORDER_CONSTANT,
                         borderValue=(border, border, border))
-        return np.clip(out, 0.0, 1.0, out=out) if out.dtype.kind == "f" else out  # integers saturate
+        return _clip_float(out)
+
+    def interpolation(self, shape: tuple[int, int]) -> int:
+        """The warp's kernel onto a grid of ``shape``: ``cv2.INTER_CUBIC`` where that grid
+        holds at most 1.25 of the ultra-wide's px per px (at 12 MP the fuse grid has about
+        its density, ``fuse.pair.choose_fuse_scale``), else ``cv2.INTER_LINEAR``.
+
+        Why both: resampling about 1:1 at fractional offsets, bilinear interpolation is a
+        low-pass (at half a pixel it passes 0.71 of half the Nyquist frequency and nothing
+        at Nyquist) on exactly the detail the ultra-wide is there to give; upsampling it 2x
+        (pairs of 2 MP or less, fused at the main's size; the full-size ``aif align``
+        output) there is no such loss to undo, and bicubic's weights keep 1.7x the
+        variance of its noise that bilinear's do (at a quarter pixel). Measured, both
+        kernels everywhere (docs/BENCHMARKS.md): 18 12 MP pairs, fused 28.89 / 0.8139 /
+        0.2362 -> 28.97 / 0.8165 / 0.2193 (PSNR / SSIM / LPIPS), the colour-matched
+        ultra-wide alone 26.07 -> 26.12 dB; 18 1024 px pairs, fused 31.94 / 0.8664 / 0.1337
+        -> 31.97 / 0.8647 / 0.1353, the ultra-wide alone 28.26 -> 28.01 dB (LPIPS 0.1786 ->
+        0.1954). About 30 ms more per 12 MP pair."""
+        density = self.scale * self.main_shape[1] / shape[1]  # ultra-wide px per target px
+        return cv2.INTER_CUBIC if density >= 0.8 else cv2.INTER_LINEAR
 
     def _warp_h(self, uw: np.ndarray, shape: tuple[int, int], border: float) -> np.ndarray:
         t = shape[1] / self.main_shape[1]
         src, c = _prefilter(uw, self.scale / t)
         M = _scale_mat(c) @ self.H @ np.linalg.inv(_scale_mat(t))
-        out = cv2.warpPerspective(src, M, (shape[1], shape[0]), flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP,
+        out = cv2.warpPerspective(src, M, (shape[1], shape[0]), flags=self.interpolation(shape) | cv2.WARP_INVERSE_MAP,
                                   borderMode=cv2.BORDER_CONSTANT, borderValue=(border, border, border))
-        return np.clip(out, 0.0, 1.0, out=out) if out.dtype.kind == "f" else out  # integers saturate
+        return _clip_float(out)
 
     def confidence_at(self, shape: tuple[int, int]) -> np.ndarray:
         return _resize1(self.confidence, shape)
@@ -199,6 +215,11 @@ def _local_scale(H: np.ndarray, shape: tuple[int, int]) -> float:
     q = cv2.perspectiveTransform(p, H).reshape(3, 2)
     J = np.stack([q[1] - q[0], q[2] - q[0]], axis=1)
     return float(np.sqrt(abs(np.linalg.det(J))))
+
+
+def _clip_float(img: np.ndarray) -> np.ndarray:
+    """Bicubic overshoot back into [0, 1], in place (integer images saturate by themselves)."""
+    return np.clip(img, 0.0, 1.0, out=img) if img.dtype.kind == "f" else img
 
 
 def _prefilter(img: np.ndarray, density: float) -> tuple[np.ndarray, tuple[float, float]]:

@@ -162,7 +162,7 @@ def mid_band_energies(gm: np.ndarray, gu: np.ndarray, sigma: float = 3.0, win: f
 
 def main_mask(main: np.ndarray, uw: np.ndarray, infield: np.ndarray, *, bias: float = 0.7, softness: float = 0.3,
               eps: float = 2e-6, grow: int = 2, own_detail: bool = True, mid_band: bool = True,
-              uw_sigma: float = 0.45) -> np.ndarray:
+              uw_sigma: float = 0.0) -> np.ndarray:
     """M_m: 1 where the main is at least ``bias`` times as detailed as the ultra-wide.
 
     Both inputs must be at the same (the ultra-wide's native) density. "Detailed" is the
@@ -174,7 +174,8 @@ def main_mask(main: np.ndarray, uw: np.ndarray, infield: np.ndarray, *, bias: fl
     pixels outside the ultra-wide's field go to the main, and with ``own_detail`` so do
     pixels where the main shows detail above its noise that the ultra-wide does not share
     (``main_detail``). The main's region is grown by ``grow`` px so its in-focus edges are
-    never replaced. The ultra-wide's luminance is blurred by ``uw_sigma`` px first.
+    never replaced. The ultra-wide's luminance is blurred by ``uw_sigma`` px first
+    (``fuse_pair`` passes 0.45 where the warp was bicubic).
 
     Why the mid band: the finest band's energy counts noise as detail and sees only a few
     px around an edge. Between the edges of a sharp object the ultra-wide's finest band is
@@ -189,12 +190,14 @@ def main_mask(main: np.ndarray, uw: np.ndarray, infield: np.ndarray, *, bias: fl
 
     Why ``uw_sigma``: the bias and the tests were set on a bilinearly warped ultra-wide,
     whose interpolation also averaged away part of its noise. The bicubic warp
-    (``PairAlignment.warp``) keeps that noise, and compared as it is, its finest band
-    looked as detailed as an exact in-focus main: on the toy pair of ``tests/test_fuse.py``
-    the ultra-wide's mean share of the main's in-focus region rose from 0.04 to 0.10 and
-    the error there from 0.0016 to 0.0036. Blurred by 0.45 px it gets the bilinear
-    warp's decisions back there (0.0007-0.0015 on three seeds, as bilinear), and the blend
-    still takes the sharper bicubic candidate (docs/BENCHMARKS.md).
+    (``PairAlignment.interpolation``, at 12 MP) keeps that noise, and compared as it is,
+    its finest band looked as detailed as an exact in-focus main: on the toy pair of
+    ``tests/test_fuse.py`` warped bicubically, the ultra-wide's mean share of the main's
+    in-focus region rose from 0.04 to 0.10 and the error there from 0.0016 to 0.0036.
+    Blurred by 0.45 px it gets the bilinear warp's decisions back there (0.0007-0.0015 on
+    three seeds, as bilinear), and the blend still takes the sharper bicubic candidate.
+    Eight 12 MP pairs with one alignment: bilinear 29.66 dB, bicubic 29.85 (the toy's
+    in-focus error above), bicubic with the 0.45 px blur 29.78 (docs/BENCHMARKS.md).
     """
     ym, yu = _luma(main), _luma(uw)
     if uw_sigma > 0:
@@ -576,7 +579,9 @@ def fuse_pair(main: np.ndarray, ultrawide: np.ndarray, preset: Any = None, *, ra
         # Compare sharpness at the ultra-wide's own density (it is upsampled on the fuse grid).
         ts = float(np.clip(al.scale / t, 0.25, 1.0))
         at_ts = (lambda x: _resize(x, ts)) if ts < 0.95 else (lambda x: x)  # noqa: E731
-        mm = main_mask(at_ts(main_t), at_ts(iwc), at_ts(infield), bias=main_bias, own_detail=use_confidence)
+        sig = 0.45 if al.interpolation(shape_t) == cv2.INTER_CUBIC else 0.0  # see main_mask
+        mm = main_mask(at_ts(main_t), at_ts(iwc), at_ts(infield), bias=main_bias, own_detail=use_confidence,
+                       uw_sigma=sig)
         if ts < 0.95:
             mm = np.clip(cv2.resize(mm, (shape_t[1], shape_t[0]), interpolation=cv2.INTER_LINEAR), 0, 1)
         m_wc = (1.0 - mm) * wconf
