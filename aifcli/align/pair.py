@@ -163,9 +163,10 @@ class PairAlignment:
         return _resize1(self.infield, shape)
 
     def flow_at(self, shape: tuple[int, int]) -> np.ndarray:
-        """Residual flow after the homography, in pixels of a main grid of ``shape``."""
-        s = shape[1] / self.flow.shape[1]
-        return cv2.resize(self.flow, (shape[1], shape[0]), interpolation=cv2.INTER_LINEAR) * s
+        """Residual flow after the homography, in pixels of a main grid of ``shape`` (each
+        component by its own axis' factor: rounding the work grid's size makes them differ)."""
+        f = cv2.resize(self.flow, (shape[1], shape[0]), interpolation=cv2.INTER_LINEAR)
+        return f * np.float32([shape[1] / self.flow.shape[1], shape[0] / self.flow.shape[0]])
 
     def with_uw_map(self, uw_map: np.ndarray, confidence: np.ndarray | None = None) -> "PairAlignment":
         """A copy whose flow reproduces the absolute ultra-wide coordinates ``uw_map`` (HxWx2,
@@ -184,6 +185,7 @@ class PairAlignment:
                 "ultrawide_size": [self.uw_shape[1], self.uw_shape[0]], "focal_ratio": round(self.ratio, 4),
                 "scale_uw_px_per_main_px": round(self.scale, 5), "matches": self.matches, "inliers": self.inliers,
                 "residual_px": round(self.residual_px, 3), "work_scale": round(self.work_scale, 5),
+                "work_scale_y": round(self.work_scales[1], 5),
                 "confident_fraction": round(float(self.confidence.mean()), 4),
                 "infield_fraction": round(float(self.infield.mean()), 4),
                 "flow_median_px": round(float(np.median(np.linalg.norm(self.flow, axis=-1)) / self.work_scale), 3),
