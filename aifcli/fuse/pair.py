@@ -160,6 +160,9 @@ def mid_band_energies(gm: np.ndarray, gu: np.ndarray, sigma: float = 3.0, win: f
     return out[0], out[1]
 
 
+BICUBIC_UW_SIGMA = 0.45  # main_mask's blur of a bicubically warped ultra-wide (see main_mask)
+
+
 def main_mask(main: np.ndarray, uw: np.ndarray, infield: np.ndarray, *, bias: float = 0.7, softness: float = 0.3,
               eps: float = 2e-6, grow: int = 2, own_detail: bool = True, mid_band: bool = True,
               uw_sigma: float = 0.0) -> np.ndarray:
@@ -175,7 +178,7 @@ def main_mask(main: np.ndarray, uw: np.ndarray, infield: np.ndarray, *, bias: fl
     pixels where the main shows detail above its noise that the ultra-wide does not share
     (``main_detail``). The main's region is grown by ``grow`` px so its in-focus edges are
     never replaced. The ultra-wide's luminance is blurred by ``uw_sigma`` px first
-    (``fuse_pair`` passes 0.45 where the warp was bicubic).
+    (``fuse_pair`` passes ``BICUBIC_UW_SIGMA``, 0.45, where the warp was bicubic).
 
     Why the mid band: the finest band's energy counts noise as detail and sees only a few
     px around an edge. Between the edges of a sharp object the ultra-wide's finest band is
@@ -579,7 +582,7 @@ def fuse_pair(main: np.ndarray, ultrawide: np.ndarray, preset: Any = None, *, ra
         # Compare sharpness at the ultra-wide's own density (it is upsampled on the fuse grid).
         ts = float(np.clip(al.scale / t, 0.25, 1.0))
         at_ts = (lambda x: _resize(x, ts)) if ts < 0.95 else (lambda x: x)  # noqa: E731
-        sig = 0.45 if al.interpolation(shape_t) == cv2.INTER_CUBIC else 0.0  # see main_mask
+        sig = BICUBIC_UW_SIGMA if al.interpolation(shape_t) == cv2.INTER_CUBIC else 0.0
         mm = main_mask(at_ts(main_t), at_ts(iwc), at_ts(infield), bias=main_bias, own_detail=use_confidence,
                        uw_sigma=sig)
         if ts < 0.95:
