@@ -142,7 +142,7 @@ class PairAlignment:
         low-pass (at half a pixel it passes 0.71 of half the Nyquist frequency and nothing
         at Nyquist) on exactly the detail the ultra-wide is there to give; upsampling it 2x
         (pairs of 2 MP or less, fused at the main's size; the full-size ``aif align``
-        output) there is no such loss to undo, and bicubic's weights keep 1.7x the
+        output) there is no such loss to undo, and bicubic's weights keep 1.9x the
         variance of its noise that bilinear's do (at a quarter pixel). Measured, both
         kernels everywhere (docs/BENCHMARKS.md): 18 12 MP pairs, fused 28.89 / 0.8139 /
         0.2362 -> 28.97 / 0.8165 / 0.2193 (PSNR / SSIM / LPIPS), the colour-matched
