@@ -1,6 +1,7 @@
 """Local affine colour matching (aif colormatch)."""
 from __future__ import annotations
 
+import cv2
 import numpy as np
 from typer.testing import CliRunner
 
@@ -88,3 +89,26 @@ def test_colormatch_cli(tmp_path):
     r = runner.invoke(app, ["colormatch", str(tmp_path / "src.png"), str(tmp_path / "missing.png"), "-o",
                             str(tmp_path / "o2.png")])
     assert r.exit_code == 2 and "missing.png" in r.output
+
+
+def test_a_defocused_reference_does_not_brighten_a_sharp_source():
+    # defocus averages light: encoded for display, a blurred texture is brighter on average
+    # than the sharp one (the encoding is concave). Fitted on means of light, the match of a
+    # sharp source to its own defocused copy changes nothing at low frequencies; fitted on
+    # display-space means it brightened the source by that bias.
+    from aifcli.color.local_affine import linear_to_srgb, srgb_to_linear
+
+    rng = np.random.default_rng(3)
+    # 4 px cells, 1280 px wide: the fit's 192 px grid averages ~7x7 of them (where a sharp and a defocused image
+    # look alike, as the fit assumes)
+    lin = np.repeat(np.repeat(rng.random((240, 320, 3)), 4, 0), 4, 1).astype(np.float32) ** 2
+    sharp = linear_to_srgb(lin)
+    defocused = linear_to_srgb(cv2.GaussianBlur(lin, (0, 0), 6.0))
+    low = lambda x: cv2.GaussianBlur(x, (0, 0), 24.0)  # noqa: E731
+    bias = float(np.mean(low(defocused) - low(sharp)))
+    assert bias > 0.03
+    assert float(np.abs(srgb_to_linear(sharp) - lin).max()) < 1e-5
+    by_light = match_colors(sharp, defocused).image
+    by_display = match_colors(sharp, defocused, linear_light=False).image
+    assert _rms(low(by_light), low(sharp)) < 0.03  # 0.019; display-space means: 0.089, the bias itself
+    assert _rms(low(by_display), low(sharp)) > 3 * _rms(low(by_light), low(sharp))

@@ -419,6 +419,53 @@ def test_pyramid_blend_protects_the_main_at_coarse_levels():
     assert np.allclose(pyramid_blend([diff], [ones], 5, protect=ones), pyramid_blend([diff], [ones], 5))
 
 
+def test_pyramid_blend_passes_the_coarsest_level_on_request_and_still_protects_the_main():
+    """``coarsest``: the lowest frequencies of a candidate come through where its mask is 1
+    (the colour-matched ultra-wide's means, which a defocused main gets wrong), and the
+    protection keeps them out of the main's region like every other level."""
+    from aifcli.fuse.pair import pyramid_blend
+
+    diff = np.full((512, 512, 3), 0.02, np.float32)  # a pure offset: nothing but the coarsest level
+    ones = np.ones((512, 512), np.float32)
+    assert np.abs(pyramid_blend([diff], [ones], 4)).max() < 1e-6
+    assert np.allclose(pyramid_blend([diff], [ones], 4, coarsest=True), 0.02, atol=1e-6)
+    mask = ones.copy()
+    mask[128:384, 128:384] = 0.0  # 16 px of the coarsest level (1/16)
+    kept = pyramid_blend([diff], [mask], 4, protect=mask.copy(), coarsest=True)
+    assert np.abs(kept[176:336, 176:336]).max() < 1e-6  # eroded by 2 px of that level, and its pyrUp's reach
+    assert np.allclose(kept[:32, :32], 0.02, atol=2e-3)
+
+
+def test_a_main_defocused_in_linear_light_gets_the_scenes_means_back():
+    """Defocus averages light, so a defocused texture encoded for display is brighter than the
+    sharp one on average. Where the ultra-wide replaces the main, the result must move
+    towards the sharp scene's local means, not keep the defocused main's (``match_colors``'
+    linear_light and the blend's coarsest level). A planar scene rendered in linear light:
+    the main blurred by 8 px outside a sharp rectangle, the ultra-wide at half its density
+    with a colour cast. Measured: the main's bias 0.0077, the fused result's 0.0046 (0.0079
+    with display-space means and the coarsest level left to the main); what remains is the
+    fit's regression dilution and the ultra-wide's upsampling in display values."""
+    from aifcli.color.local_affine import linear_to_srgb
+    from aifcli.fuse.toy import _texture
+
+    rng = np.random.default_rng(2)
+    lin = np.clip(cv2.resize(_texture(rng, 1024), (1280, 960), interpolation=cv2.INTER_CUBIC), 0, 1) ** 2.2
+    sharp = np.zeros((960, 1280), bool)
+    sharp[300:660, 400:880] = True
+    main = linear_to_srgb(np.where(sharp[..., None], lin, cv2.GaussianBlur(lin, (0, 0), 8.0)))
+    uw = linear_to_srgb(cv2.resize(lin * np.float32([1.1, 1.0, 0.85]), (640, 480), interpolation=cv2.INTER_AREA))
+    uw = np.clip(uw + rng.normal(0, 0.003, uw.shape).astype(np.float32), 0, 1)
+    gt = linear_to_srgb(lin)
+    r = fuse_pair(main, uw, ratio=1.0)
+    low = lambda x: cv2.GaussianBlur(x, (0, 0), 32.0)  # noqa: E731
+    region = cv2.erode((~sharp).astype(np.uint8), np.ones((161, 161), np.uint8)) > 0
+    region[:80], region[-80:], region[:, :80], region[:, -80:] = False, False, False, False
+    bias_main = float(np.mean((low(main) - low(gt))[region]))
+    bias_fused = float(np.mean((low(r.image) - low(gt))[region]))
+    assert bias_main > 0.005
+    assert abs(bias_fused) < 0.75 * bias_main
+
+
 def test_the_mains_band_above_the_fuse_grid_is_dropped_only_where_it_is_noise_and_not_kept():
     """At 12 MP the blend runs on a grid of half the main's density: the main's band above
     it is its noise where it is defocused, and must not stay on top of the ultra-wide; where

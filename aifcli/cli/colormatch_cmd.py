@@ -55,8 +55,10 @@ def colormatch_cmd(
     """Match SOURCE's colours to REFERENCE with a locally varying affine colour transform.
 
     Each region gets its own 3x3 matrix + offset, fitted on low frequencies (both images
-    shrunk and equally blurred, so a defocused reference and a sharp source compare
-    fairly), weighted by --mask and pulled towards one global fit where little is reliable.
+    shrunk as means of light, i.e. sRGB-decoded before averaging, and equally blurred, so
+    a defocused reference and a sharp source compare fairly: defocus keeps the mean of
+    light, not the mean of display values), weighted by --mask and pulled towards one
+    global fit where little is reliable.
     By default a small learned network (after EasyAIF's WDC-Net, trained on `aif synth`
     pairs, weights/color-net.pt) then corrects that fit on the wavelet low band; --engine
     classical keeps the plain fit. The transform is smooth, so SOURCE's detail is kept at

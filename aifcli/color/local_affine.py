@@ -11,6 +11,14 @@ with weights ``w`` (the mask: confidence of the alignment), ridge-regularised to
 global weighted affine fit ``A_g, b_g``, and blended into the global fit where the window
 holds too little weight. The coefficient fields are smooth, so they are upsampled and
 applied to the source at its own resolution: detail keeps its structure, colours move.
+
+The coarse copies are area averages of *light* (``linear_light``): each image is decoded
+with the sRGB curve, averaged, and encoded again. Defocus spreads light, so it keeps local
+means in linear light, not in display values: a defocused texture's display-space mean is
+brighter than the sharp texture's (the encoding is concave; Jensen's inequality). Fitted on
+display-space means, the sharp ultra-wide was given the defocused main's brighter means
+(12 MP synthetic pairs, focused near: +0.011-0.023 on the background at scales of 16-32 px,
+where the ground truth's error is 0.0015 in linear light).
 """
 from __future__ import annotations
 
@@ -56,6 +64,40 @@ def _global_fit(s: np.ndarray, r: np.ndarray, w: np.ndarray, eps: float) -> np.n
     return M.T.astype(np.float32)  # 3x4
 
 
+def _srgb_to_linear_lut() -> np.ndarray:
+    v = np.arange(256, dtype=np.float64) / 255.0
+    return np.where(v <= 0.04045, v / 12.92, ((v + 0.055) / 1.055) ** 2.4).astype(np.float32)
+
+
+_DECODE = _srgb_to_linear_lut()
+
+
+def srgb_to_linear(x: np.ndarray) -> np.ndarray:
+    """IEC 61966-2-1 decoding of display values (clipped to [0, 1]), float32."""
+    x = np.clip(x, 0.0, 1.0)
+    return np.where(x <= 0.04045, x / 12.92, np.power((x + 0.055) / 1.055, 2.4)).astype(np.float32)
+
+
+def linear_to_srgb(x: np.ndarray) -> np.ndarray:
+    """IEC 61966-2-1 encoding of linear values (clipped to [0, 1]), float32."""
+    x = np.clip(x, 0.0, 1.0)
+    return np.where(x <= 0.0031308, x * 12.92, 1.055 * np.power(x, 1 / 2.4) - 0.055).astype(np.float32)
+
+
+def area_mean_of_light(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """``img`` (display-encoded [0,1]) shrunk to ``size`` by averaging light: sRGB-decoded
+    (through an 8-bit table: 20 ms at 2016x1512 with the area average, against 65 ms for
+    the exact curve alone; the rounding averages out over the >= 4x4 pixels of each output
+    pixel), area-averaged, and encoded again. A defocused and a sharp image of the same
+    scene give the same result, which display-space averaging does not (see the module's
+    docstring)."""
+    if img.shape[1] < 4 * size[0]:  # few pixels per output pixel: the exact curve, no rounding
+        lin = srgb_to_linear(img)
+    else:
+        lin = cv2.LUT(cv2.convertScaleAbs(img, alpha=255.0), _DECODE)
+    return linear_to_srgb(cv2.resize(lin, size, interpolation=cv2.INTER_AREA))
+
+
 def check_pair(source: np.ndarray, reference: np.ndarray, source_path=None) -> None:
     """Both RGB, same aspect ratio within 2 %: what any colour match of the two needs."""
     if source.ndim != 3 or source.shape[2] != 3 or reference.ndim != 3 or reference.shape[2] != 3:
@@ -69,23 +111,30 @@ def check_pair(source: np.ndarray, reference: np.ndarray, source_path=None) -> N
 
 def match_colors(source: np.ndarray, reference: np.ndarray, mask: np.ndarray | None = None, *,
                  fit_width: int = 192, radius: float = 0.12, eps: float = 2e-3, min_weight: float = 0.15,
-                 prefit_sigma: float = 1.0, source_path=None) -> ColorMatchResult:
+                 prefit_sigma: float = 1.0, linear_light: bool = True, source_path=None) -> ColorMatchResult:
     """Give ``source`` the colours of ``reference`` (both HxWx3 float32 [0,1], roughly aligned).
 
     ``mask``: HxW weights in [0,1] (any size; e.g. alignment confidence); 0 ignores a pixel.
     ``radius``: fitting window half-size as a fraction of the fitting grid's width.
     ``reference`` may have a different size than ``source`` (it is only used coarsely).
+    ``linear_light``: fit on area means of light (``area_mean_of_light``), so a defocused
+    reference and a sharp source are compared as equals; False fits on display-space means.
     """
     t0 = time.perf_counter()
     check_pair(source, reference, source_path)
     sh, sw = source.shape[:2]
     fw = min(fit_width, sw)
     fh = max(2, round(fw * sh / sw))
-    s = cv2.resize(source, (fw, fh), interpolation=cv2.INTER_AREA)
-    r = cv2.resize(reference, (fw, fh), interpolation=cv2.INTER_AREA)
-    if prefit_sigma > 0:  # equal low-pass on both: compare the same frequencies
-        s = cv2.GaussianBlur(s, (0, 0), prefit_sigma)
-        r = cv2.GaussianBlur(r, (0, 0), prefit_sigma)
+    if linear_light:
+        s, r = (area_mean_of_light(x, (fw, fh)) for x in (source, reference))
+    else:
+        s = cv2.resize(source, (fw, fh), interpolation=cv2.INTER_AREA)
+        r = cv2.resize(reference, (fw, fh), interpolation=cv2.INTER_AREA)
+    if prefit_sigma > 0:  # equal low-pass on both: compare the same frequencies (of light, like the means)
+        blur = lambda x: cv2.GaussianBlur(x, (0, 0), prefit_sigma)  # noqa: E731
+        if linear_light:
+            blur = lambda x: linear_to_srgb(cv2.GaussianBlur(srgb_to_linear(x), (0, 0), prefit_sigma))  # noqa: E731
+        s, r = blur(s), blur(r)
     if mask is None:
         w = np.ones((fh, fw), np.float32)
     else:

@@ -20,8 +20,10 @@ EasyAIF eq. 2 with classical parts (DESIGN.md §2 "Pairs", steps 4-6):
   above its own noise (``sharp_main``: it is in focus there after all) goes back to ``M_m``.
 
 The blend is multi-scale: Laplacian pyramids of the candidates' differences from the main,
-weighted by Gaussian pyramids of the masks, with the coarsest level left to the main, so
-the main's colour and low frequencies stay and mask edges leave no seams. The ultra-wide
+weighted by Gaussian pyramids of the masks, so mask edges leave no seams; the colour
+match gives the ultra-wide the main's colours (fitted on means of light, which defocus
+keeps), and where the ultra-wide replaces the main it brings its lowest frequencies too:
+there the defocused main's are biased (``compose``). The ultra-wide
 has at most about half the main's pixel density in the main's frame, so the blend runs at
 ``fuse_scale`` (its density, >= 1/2) and only the correction is upsampled and added to
 the full-resolution main, whose band above the fuse grid is dropped where the main is
@@ -292,9 +294,10 @@ def _levels_for(shape: tuple[int, int], coarsest: int = 24) -> int:
 
 
 def pyramid_blend(diffs: list[np.ndarray], masks: list[np.ndarray], levels: int,
-                  protect: np.ndarray | None = None) -> np.ndarray:
-    """Sum over candidates of Laplacian(diff) * Gaussian(mask), level by level; the coarsest
-    level (the lowest frequencies) is dropped, i.e. left to the main.
+                  protect: np.ndarray | None = None, coarsest: bool = False) -> np.ndarray:
+    """Sum over candidates of Laplacian(diff) * Gaussian(mask), level by level. The coarsest
+    level (the lowest frequencies, below about 1/(2^levels) of the grid's sampling rate) is
+    dropped, i.e. left to the main, unless ``coarsest``: then it is weighted like the others.
 
     ``protect``: 1 where the main need not be kept (``1 - M_m``). At level k >= 1 each mask
     is limited to this map eroded by min(2^k, 8) px of that level, so a candidate's coarse
@@ -302,13 +305,17 @@ def pyramid_blend(diffs: list[np.ndarray], masks: list[np.ndarray], levels: int,
     pyramid of its mask. Measured on 12 MP pairs (generic-phone and iphone-13, scene 0):
     in-focus PSNR vs the main -0.44 -> -0.26 dB (focused near) and -0.45 -> -0.10 dB (far),
     total PSNR +0.00 / -0.08 dB; on the 18 1024 px pairs +0.01 / -0.01 dB total, worst
-    in-focus pair -0.12 -> -0.03 dB."""
-    limits: list[np.ndarray | None] = [None] * levels  # per level, shared by all candidates
+    in-focus pair -0.12 -> -0.03 dB. The coarsest level (``coarsest``) is eroded by 2 px
+    only: one of its pixels spans 2^levels, and 8 of them kept it out of most of a 12 MP
+    frame (four 12 MP pairs, one alignment each: erosion 8 / 2 / 1 / 0 px 27.745 / 27.788 /
+    27.793 / 27.796 dB, worst in-focus change -0.00 / -0.00 / -0.01 / -0.10 dB)."""
+    n = levels + 1 if coarsest else levels  # the Gaussian residual is level ``levels``
+    limits: list[np.ndarray | None] = [None] * n  # per level, shared by all candidates
     if protect is not None:
         gp = protect
-        for k in range(1, levels):
+        for k in range(1, n):
             gp = cv2.pyrDown(gp)
-            r = min(2 ** k, 8)
+            r = min(2 ** k, 8) if k < levels else 2
             limits[k] = cv2.erode(gp, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1,) * 2))
     out_levels: list[np.ndarray] | None = None
     for d, m in zip(diffs, masks):
@@ -326,14 +333,17 @@ def pyramid_blend(diffs: list[np.ndarray], masks: list[np.ndarray], levels: int,
             lv.append(up)
             g = gd
             gm = cv2.pyrDown(gm)
+        if coarsest:
+            lim = limits[levels]
+            lv.append(g * (gm if lim is None else cv2.min(gm, lim))[..., None])
         if out_levels is None:
             out_levels = lv
         else:
-            for k in range(levels):
+            for k in range(n):
                 out_levels[k] += lv[k]
     assert out_levels is not None
     acc = out_levels[-1]
-    for k in range(levels - 2, -1, -1):
+    for k in range(n - 2, -1, -1):
         acc = cv2.pyrUp(acc, dstsize=(out_levels[k].shape[1], out_levels[k].shape[0])) + out_levels[k]
     return acc
 
@@ -460,17 +470,26 @@ def onto_main(main: np.ndarray, main_t: np.ndarray, corr: np.ndarray, keep: np.n
 
 
 def compose(main: np.ndarray, main_t: np.ndarray, iwc: np.ndarray, idr: np.ndarray, m_wc: np.ndarray,
-            m_d: np.ndarray, levels: int | None = None) -> np.ndarray:
+            m_d: np.ndarray, levels: int | None = None, coarsest: bool = True) -> np.ndarray:
     """Eq. 2 as a multi-scale blend on the fuse grid, the correction added to the full main
     (``onto_main``, with ``M_m = 1 - M_wc - M_d``).
 
-    ``I_wc - I_m`` is blended across a Laplacian pyramid; ``I_d - I_m`` holds only the
-    finest and a mid band (``refined_main``), so its smooth mask is applied at the finest
-    level only (about the same result as its pyramid, at a fraction of the cost).
+    ``I_wc - I_m`` is blended across a Laplacian pyramid, its coarsest level included
+    (``coarsest``); ``I_d - I_m`` holds only the finest and a mid band (``refined_main``),
+    so its smooth mask is applied at the finest level only (about the same result as its
+    pyramid, at a fraction of the cost).
+
+    Why the coarsest level: a defocused main is brighter than the in-focus scene wherever
+    it blurs a texture (defocus averages light, and the display encoding is concave), by
+    0.011-0.023 on the backgrounds of the 12 MP synthetic pairs focused near, at every
+    scale up to the frame's. The colour match now fits on means of light
+    (``match_colors``' ``linear_light``), so the colour-matched ultra-wide keeps the sharp
+    scene's means, and where it replaces the main it replaces them too. Left to the main,
+    that level kept the bias (docs/BENCHMARKS.md, "Means of light").
     """
     levels = levels or _levels_for(main_t.shape[:2])
     protect = cv2.add(m_wc, m_d)
-    corr = pyramid_blend([cv2.subtract(iwc, main_t)], [m_wc], levels, protect=protect)
+    corr = pyramid_blend([cv2.subtract(iwc, main_t)], [m_wc], levels, protect=protect, coarsest=coarsest)
     d = cv2.subtract(idr, main_t)
     d *= m_d[..., None]  # in place: no 36 MB temporary (see pyramid_blend)
     corr += d
