@@ -35,7 +35,7 @@ def colormatch_cmd(
                                                                    "WDC-Net-style network, which corrects the "
                                                                    "classical fit on the wavelet low band "
                                                                    "(weights/color-net.pt; on held-out synthetic "
-                                                                   "pairs mean CIEDE2000 1.55 vs 1.61 classical, "
+                                                                   "pairs mean CIEDE2000 1.49 vs 1.56 classical, "
                                                                    "see docs/BENCHMARKS.md); [bold]classical[/bold]: "
                                                                    "the least-squares local affine fit alone (chosen "
                                                                    "automatically with --radius or --global). Both "
