@@ -17,8 +17,9 @@ with the sRGB curve, averaged, and encoded again. Defocus spreads light, so it k
 means in linear light, not in display values: a defocused texture's display-space mean is
 brighter than the sharp texture's (the encoding is concave; Jensen's inequality). Fitted on
 display-space means, the sharp ultra-wide was given the defocused main's brighter means
-(12 MP synthetic pairs, focused near: +0.011-0.023 on the background at scales of 16-32 px,
-where the ground truth's error is 0.0015 in linear light).
+(12 MP synthetic pairs, focused near: the main's background +0.011-0.023 too bright at
+scales of 16-32 px, but within 0.0015-0.0022 RMS of the truth when both are blurred in
+light; docs/BENCHMARKS.md, "Means of light").
 """
 from __future__ import annotations
 
