@@ -304,7 +304,7 @@ def score_engines(args: argparse.Namespace) -> dict:
                                              weights=args.weights).image
             t_net = time.perf_counter() - t0 + full.timings["align"]
         outs["oracle"] = oracle(main, ps.ultrawide, ps.uw_map, ps.occlusion, infocus, ps.aif, full.fuse_scale,
-                     warp_kernel(full))
+                                warp_kernel(full))
         row = {"preset": preset, "scene": idx, "focus": focus, "time_classical_s": round(t_cl, 3),
                "time_net_s": round(t_net, 3)}
         score_outputs(row, outs, ps.aif, band, infocus, lp)
@@ -347,7 +347,7 @@ def score_gap(args: argparse.Namespace) -> dict:
                      ("gt_both", al.with_uw_map(ps.uw_map, vis))):
             outs[k] = fuse_pair(main, ps.ultrawide, alignment=a, fuse_scale=full.fuse_scale).image
         outs["oracle"] = oracle(main, ps.ultrawide, ps.uw_map, ps.occlusion, infocus, ps.aif, full.fuse_scale,
-                     warp_kernel(full))
+                                warp_kernel(full))
         row = {"preset": preset, "scene": idx, "focus": focus,
                "confident": round(float(al.confidence.mean()), 4), "visible": round(float(vis.mean()), 4)}
         score_outputs(row, outs, ps.aif, band, infocus, lp)

@@ -96,7 +96,7 @@ def test_a_defocused_reference_does_not_brighten_a_sharp_source():
     # than the sharp one (the encoding is concave). Fitted on means of light, the match of a
     # sharp source to its own defocused copy changes nothing at low frequencies; fitted on
     # display-space means it brightened the source by that bias.
-    from aifcli.color.local_affine import linear_to_srgb, srgb_to_linear
+    from aifcli.image import linear_to_srgb, srgb_to_linear
 
     rng = np.random.default_rng(3)
     # 4 px cells, 1280 px wide: the fit's 192 px grid averages ~7x7 of them (where a sharp and a defocused image

@@ -445,7 +445,7 @@ def test_a_main_defocused_in_linear_light_gets_the_scenes_means_back():
     with a colour cast. Measured: the main's bias 0.0077, the fused result's 0.0046 (0.0079
     with display-space means and the coarsest level left to the main); what remains is the
     fit's regression dilution and the ultra-wide's upsampling in display values."""
-    from aifcli.color.local_affine import linear_to_srgb
+    from aifcli.image import linear_to_srgb
     from aifcli.fuse.toy import _texture
 
     rng = np.random.default_rng(2)

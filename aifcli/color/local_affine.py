@@ -30,6 +30,7 @@ import cv2
 import numpy as np
 
 from ..errors import InputError
+from ..image import linear_to_srgb, srgb_to_linear
 
 
 @dataclass
@@ -65,24 +66,8 @@ def _global_fit(s: np.ndarray, r: np.ndarray, w: np.ndarray, eps: float) -> np.n
     return M.T.astype(np.float32)  # 3x4
 
 
-def _srgb_to_linear_lut() -> np.ndarray:
-    v = np.arange(256, dtype=np.float64) / 255.0
-    return np.where(v <= 0.04045, v / 12.92, ((v + 0.055) / 1.055) ** 2.4).astype(np.float32)
-
-
-_DECODE = _srgb_to_linear_lut()
-
-
-def srgb_to_linear(x: np.ndarray) -> np.ndarray:
-    """IEC 61966-2-1 decoding of display values (clipped to [0, 1]), float32."""
-    x = np.clip(x, 0.0, 1.0)
-    return np.where(x <= 0.04045, x / 12.92, np.power((x + 0.055) / 1.055, 2.4)).astype(np.float32)
-
-
-def linear_to_srgb(x: np.ndarray) -> np.ndarray:
-    """IEC 61966-2-1 encoding of linear values (clipped to [0, 1]), float32."""
-    x = np.clip(x, 0.0, 1.0)
-    return np.where(x <= 0.0031308, x * 12.92, 1.055 * np.power(x, 1 / 2.4) - 0.055).astype(np.float32)
+# sRGB decoding of the 256 8-bit codes (``area_mean_of_light``'s fast path)
+_DECODE = srgb_to_linear(np.arange(256, dtype=np.float32) / np.float32(255.0))
 
 
 def area_mean_of_light(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -93,7 +78,7 @@ def area_mean_of_light(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     scene give the same result, which display-space averaging does not (see the module's
     docstring)."""
     if img.shape[1] < 4 * size[0]:  # few pixels per output pixel: the exact curve, no rounding
-        lin = srgb_to_linear(img)
+        lin = srgb_to_linear(np.clip(img, 0.0, 1.0))
     else:
         lin = cv2.LUT(cv2.convertScaleAbs(img, alpha=255.0), _DECODE)
     return linear_to_srgb(cv2.resize(lin, size, interpolation=cv2.INTER_AREA))
