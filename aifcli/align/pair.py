@@ -45,6 +45,7 @@ import cv2
 import numpy as np
 
 from ..errors import InputError
+from ..image import linear_to_srgb, srgb_to_linear
 
 FULL_FRAME_DIAGONAL_MM = 43.27
 
@@ -410,6 +411,14 @@ def estimate_homography(main_s: np.ndarray, uw: np.ndarray, main_shape: tuple[in
     return H, n_match, n_inl, res, t, uw_s0, b0
 
 
+def _light(img: np.ndarray) -> np.ndarray:
+    """Luminance in linear light from a display-encoded image (RGB or its luma): the sRGB
+    curve undone on the luma, an approximation of the luminance of the decoded RGB that
+    matched defocused tiles as well (docs/BENCHMARKS.md, "Blurring light in the alignment")."""
+    y = img[..., 0] * 0.2126 + img[..., 1] * 0.7152 + img[..., 2] * 0.0722 if img.ndim == 3 else img
+    return srgb_to_linear(np.clip(y, 0.0, 1.0))
+
+
 def _prep(img: np.ndarray) -> np.ndarray:
     """CLAHE luminance (uint8); a 2-D uint8 input is taken as already prepared."""
     if img.ndim == 2 and img.dtype == np.uint8:
@@ -554,7 +563,8 @@ def fine_band_energy(g: np.ndarray, sigma_hp: float = 1.5, win: float = 3.0, pre
 def defocus_matched_flow(gm: np.ndarray, gu: np.ndarray, fw: np.ndarray, bw: np.ndarray, cons: np.ndarray,
                          levels: tuple[tuple[float, int], ...] = ((2.0, 1), (4.0, 2), (8.0, 4)),
                          blur_sigma: float = 1.0, fb_abs: float = 0.5, win: float = 6.0,
-                         eps: float = 1e-2, min_eig: float = 5.0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+                         eps: float = 1e-2, min_eig: float = 5.0, uw_light: np.ndarray | None = None
+                         ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Flow where the main is defocused, from the ultra-wide blurred to the main's sharpness.
 
     DIS matches patches by their grey levels; where the main is heavily defocused (the
@@ -575,14 +585,23 @@ def defocus_matched_flow(gm: np.ndarray, gu: np.ndarray, fw: np.ndarray, bw: np.
     1008x756 work grid, defocused background): consistent and within 0.5 px 19 % -> 41 %
     of it, within 1 px 45 % -> 77 %. Fused PSNR at 12 MP (6 pairs) 24.59 -> 25.20 dB,
     focused near +1.21 dB, focused far -0.01 dB (docs/BENCHMARKS.md). Returns new
-    (forward, backward, consistency, chosen level index per pixel); inputs untouched."""
+    (forward, backward, consistency, chosen level index per pixel); inputs untouched.
+
+    ``uw_light``: the ultra-wide's luminance in linear light (``_light``, same grid). Each
+    level then blurs *it* and prepares the result as the main was prepared (encoded, CLAHE),
+    instead of blurring ``gu``: a lens blurs light, and a defocused edge encoded for display
+    is not the blur of the encoded edge (its bright side spreads further), so the
+    display-space blur matched the main's edges slightly out of place."""
     h, w = gm.shape[:2]
     em = fine_band_energy(gm, 1.5, win, blur_sigma)
     best = np.abs(np.log((fine_band_energy(gu, 1.5, win, blur_sigma) + eps) / (em + eps)))
     choice = np.zeros((h, w), np.uint8)
     blurred = []
     for i, (s, q) in enumerate(levels, start=1):
-        gus = cv2.GaussianBlur(gu, (0, 0), s)
+        if uw_light is None:
+            gus = cv2.GaussianBlur(gu, (0, 0), s)
+        else:
+            gus = _clahe(_gray8(linear_to_srgb(cv2.GaussianBlur(uw_light, (0, 0), s))))
         blurred.append(gus)
         di = np.abs(np.log((fine_band_energy(gus, 1.5, win, blur_sigma) + eps) / (em + eps)))
         better = di < best
@@ -936,7 +955,8 @@ def refine_flow_tiles(ym: np.ndarray, yu: np.ndarray, fw: np.ndarray, cons: np.n
                       step: int = 16, search: int = 2,
                       radii: tuple[float, ...] = (0.35, 0.75, 1.25, 1.75, 2.5, 3.5, 5.0, 7.0), pre_blur: float = 0.5,
                       min_zncc: float = 0.8, min_curvature: float = 0.008, min_cover: float = 0.9,
-                      min_std: float = 0.004, smooth: float = 0.7, first_disc: int = 1) -> tuple[np.ndarray, dict[str, Any]]:
+                      min_std: float = 0.004, smooth: float = 0.7, first_disc: int = 1,
+                      light: bool = True) -> tuple[np.ndarray, dict[str, Any]]:
     """The consistent flow corrected by a smooth field of residual shifts, each measured by
     matching a large tile of the main against the flow-warped ultra-wide blurred like it.
 
@@ -962,12 +982,18 @@ def refine_flow_tiles(ym: np.ndarray, yu: np.ndarray, fw: np.ndarray, cons: np.n
     by how many counted), interpolated to every pixel, and composed with the flow on the
     consistent pixels: ``f(p) <- s(p) + f(p + s(p))``. Inconsistent pixels keep their
     flow; the confidence is not changed. Returns (flow, info); inputs untouched.
+
+    ``light``: ``ym`` and ``yu`` (display-encoded) are decoded to linear light first (``_light``)
+    and matched there, so the disc blurs light as the lens did (see ``defocus_matched_flow``'s
+    ``uw_light``).
     """
     h, w = ym.shape[:2]
     r = search
     ny, nx = (h - tile - 2 * r) // step + 1, (w - tile - 2 * r) // step + 1
     if ny < 1 or nx < 1:
         return fw, {"skipped": "image smaller than a tile"}
+    if light:
+        ym, yu = _light(ym), _light(yu)
     m = cv2.GaussianBlur(ym, (0, 0), pre_blur)
     u = _sample_along(yu, fw)
     ub = [_disc_blur(u, rd) for rd in radii]
@@ -1156,7 +1182,8 @@ def align_pair(main: np.ndarray, ultrawide: np.ndarray, *, ratio: float | None =
             uwh_s, gu_w, fw, bw, cons = cand
             plane_choice = "farther plane" if H_far is not H0 else "focal-ratio guess"
     if defocus_levels:
-        fw, bw, cons, _ = defocus_matched_flow(gm_w, gu_w, fw, bw, cons, defocus_levels, flow_blur, fb_abs)
+        fw, bw, cons, _ = defocus_matched_flow(gm_w, gu_w, fw, bw, cons, defocus_levels, flow_blur, fb_abs,
+                                               uw_light=_light(uwh_s))
     if coarse:  # for the chosen plane only
         fw, bw, cons = coarse_fallback(gm_w, gu_w, fw, bw, cons, coarse, flow_blur, fb_abs)
     epi: dict[str, Any] = {"skipped": "turned off"}
