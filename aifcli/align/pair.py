@@ -265,10 +265,14 @@ def _resize1(m: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return np.clip(cv2.resize(m, (shape[1], shape[0]), interpolation=cv2.INTER_LINEAR), 0, 1)
 
 
+def _luma709(img: np.ndarray) -> np.ndarray:
+    """Rec.709 luma of an RGB image; a 2-D image is taken as luma already."""
+    return img[..., 0] * 0.2126 + img[..., 1] * 0.7152 + img[..., 2] * 0.0722 if img.ndim == 3 else img
+
+
 def _gray8(rgb: np.ndarray) -> np.ndarray:
     """Rec.709 luma as uint8."""
-    y = rgb[..., 0] * 0.2126 + rgb[..., 1] * 0.7152 + rgb[..., 2] * 0.0722 if rgb.ndim == 3 else rgb
-    return np.clip(y * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    return np.clip(_luma709(rgb) * 255.0 + 0.5, 0, 255).astype(np.uint8)
 
 
 def _clahe(g: np.ndarray) -> np.ndarray:
@@ -415,8 +419,7 @@ def _light(img: np.ndarray) -> np.ndarray:
     """Luminance in linear light from a display-encoded image (RGB or its luma): the sRGB
     curve undone on the luma, an approximation of the luminance of the decoded RGB that
     matched defocused tiles as well (docs/BENCHMARKS.md, "Blurring light in the alignment")."""
-    y = img[..., 0] * 0.2126 + img[..., 1] * 0.7152 + img[..., 2] * 0.0722 if img.ndim == 3 else img
-    return srgb_to_linear(np.clip(y, 0.0, 1.0))
+    return srgb_to_linear(np.clip(_luma709(img), 0.0, 1.0))
 
 
 def _prep(img: np.ndarray) -> np.ndarray:
