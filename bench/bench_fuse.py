@@ -44,6 +44,7 @@ medians, plus the process's peak RSS.
     nice python bench/bench_fuse.py --objects-figure docs/img/fuse --presets iphone-13   # docs/FUSE.md figure
     nice python bench/bench_fuse.py --band-figure docs/img/fuse                            # docs/FUSE.md figure
     nice python bench/bench_fuse.py --tiles-figure docs/img/fuse --presets huawei-mate30pro  # docs/FUSE.md figure
+    nice python bench/bench_fuse.py --ramps-figure docs/img/fuse --presets huawei-mate30pro  # docs/FUSE.md figure
     nice python bench/bench_fuse.py --match-precision --size full --scenes 3 --presets iphone-13,huawei-mate30pro
 """
 from __future__ import annotations
@@ -750,6 +751,12 @@ def make_tiles_figure(args: argparse.Namespace, out: Path) -> None:
     _ab_crop_figure(args, out, "tile_refinement.jpg", {"tiles": False}, "tile refinement", index=1)
 
 
+def make_ramps_figure(args: argparse.Namespace, out: Path) -> None:
+    """docs/FUSE.md figure: a 12 MP pair (scene 0, focused near) fused with and without the
+    flow's ramps counted as inconsistent (``align_pair(max_flow_gradient=0)``)."""
+    _ab_crop_figure(args, out, "flow_ramps.jpg", {"max_flow_gradient": 0.0}, "ramps inconsistent")
+
+
 def make_band_figure(args: argparse.Namespace, out: Path) -> None:
     """docs/FUSE.md figure: a 12 MP pair focused near, ``aif fuse`` with the main's band above
     the fuse grid kept everywhere (the blend before ``onto_main`` dropped it where it is noise
@@ -798,6 +805,8 @@ def main() -> None:
                          "first preset, scene 1) and exit")
     ap.add_argument("--tiles-figure", type=Path,
                     help="write docs/FUSE.md's tile-refinement figure here (12 MP scene 1 focused near, first preset) and exit")
+    ap.add_argument("--ramps-figure", type=Path,
+                    help="write docs/FUSE.md's flow-ramps figure here (12 MP scene 0 focused near, first preset) and exit")
     ap.add_argument("--engine-figures", type=Path, help="write the docs/LEARNED.md figures here and exit")
     ap.add_argument("--gap", action="store_true",
                     help="aif fuse with ground-truth flow and/or visibility in place of its own: where the gap to the oracle is")
@@ -811,7 +820,7 @@ def main() -> None:
     for out, make in ((args.figures, make_figures), (args.defocus_figure, make_defocus_figure),
                       (args.epipolar_figure, make_epipolar_figure), (args.objects_figure, make_objects_figure),
                       (args.band_figure, make_band_figure), (args.tiles_figure, make_tiles_figure),
-                      (args.engine_figures, make_engine_figures)):
+                      (args.ramps_figure, make_ramps_figure), (args.engine_figures, make_engine_figures)):
         if out:  # a figure option: write it and stop
             make(args, out)
             return

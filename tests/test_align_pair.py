@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from aifcli.align.pair import (_prep, align_pair, coarse_fallback, defocus_matched_flow, defocused_object_flow,
-                               dense_flow, epipolar_projection, fb_confidence, initial_homography)
+                               dense_flow, epipolar_projection, fb_confidence, flow_ramps, initial_homography)
 from aifcli.cli.app import app
 from aifcli.errors import InputError
 from aifcli.fuse.toy import make_toy_pair
@@ -44,6 +44,48 @@ def test_parallax_is_recovered_and_occlusions_get_low_confidence():
     # warped ultra-wide lands on the main's geometry: correlation with the truth on visible pixels
     w = al.warp(tp.ultrawide)
     assert w.shape == tp.main_near.shape
+
+
+def test_flow_ramps_mark_spread_edges_not_steps_or_slanted_surfaces():
+    """A depth edge is a step in the flow; DIS spreads it into a ramp over the background,
+    consistent both ways. Ramps steeper than 0.4 px per px and at least 5 px wide are
+    marked; a step (2 px under the Sobel) and a slanted surface's gradual change are not;
+    either axis."""
+    h, w = 120, 200
+    x = np.arange(w, dtype=np.float32)
+    cols = lambda m: np.nonzero(m.any(axis=0))[0]  # noqa: E731
+    for axis in (0, 1):
+        def flow(profile):
+            f = np.zeros((h, w, 2), np.float32)
+            f[..., axis] = profile[None, :]
+            return f
+        step = flow(np.where(x < 100, 0.0, 30.0).astype(np.float32))
+        ramp = flow(np.clip(x - 85.0, 0.0, 30.0).astype(np.float32))
+        slant = flow(0.1 * x)
+        assert not flow_ramps(step).any()
+        assert flow_ramps(step, min_width=0).any()  # the Sobel does see it: the opening removes it
+        c = cols(flow_ramps(ramp))
+        assert c.min() <= 87 and c.max() >= 113, c  # the whole ramp, 85..115
+        assert not flow_ramps(slant).any()
+
+
+def test_alignment_drops_consistent_ramps_beside_a_foreground():
+    """On the toy pair with a foreground object, the flow beside the object is spread from
+    the object's parallax, consistently both ways: some confident, visible pixels are 3 px
+    and more off. Counting ramps as inconsistent takes out most of them and keeps the
+    confidence of the pixels whose flow is right."""
+    tp = make_toy_pair(240, 320, seed=1)
+    vis = tp.occlusion < 0.5
+    bad, good = {}, {}
+    for g in (0.0, 0.4):
+        al = align_pair(tp.main_near, tp.ultrawide, ratio=2.0, max_flow_gradient=g)
+        err = np.linalg.norm(al.uw_map((240, 320)) - tp.uw_map, axis=-1)
+        conf = (al.confidence_at((240, 320)) > 0.5) & vis
+        bad[g], good[g] = int((conf & (err >= 3.0)).sum()), int((conf & (err < 1.0)).sum())
+        assert (al.ramp_fraction > 0) == (g > 0)
+        assert al.to_dict()["flow_ramp_fraction"] == round(al.ramp_fraction, 4)
+    assert bad[0.0] > 100 and bad[0.4] < bad[0.0] / 3, bad
+    assert good[0.4] > 0.98 * good[0.0], good
 
 
 def test_with_uw_map_reproduces_a_given_map():
@@ -335,7 +377,8 @@ def test_align_cli_writes_all_outputs_and_refuses_overwrite(tmp_path):
     assert r.exit_code == 2 and "exists" in r.output
     r = runner.invoke(app, ["align", str(tmp_path / "m.png"), str(tmp_path / "u.png"), "-o", str(tmp_path / "v.png"),
                             "--ratio", "2", "-v"])
-    assert r.exit_code == 0 and "epipolar projection" in r.output, r.output
+    assert r.exit_code == 0 and "epipolar projection" in r.output and "flow ramps:" in r.output, r.output
+    assert 0.0 <= info["flow_ramp_fraction"] < 0.2
     # with a fit, the defocused objects step says what it found (the JSON lists them)
     epi = info["epipolar"]
     assert "skipped" in epi or ("defocused objects:" in r.output and "objects" in epi), r.output

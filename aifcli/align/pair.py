@@ -75,6 +75,7 @@ class PairAlignment:
     refine: dict[str, Any] = field(default_factory=dict)  # refine_flow_tiles: tiles used, shifts, or why it skipped
     timings: dict[str, float] = field(default_factory=dict)
     work_scale_y: float | None = None  # the work grid's y factor where rounding made it differ from x
+    ramp_fraction: float = 0.0  # consistent pixels flow_ramps took out of the confidence (fraction of the grid)
 
     @property
     def work_scales(self) -> tuple[float, float]:
@@ -195,6 +196,7 @@ class PairAlignment:
                 "flow_median_px": round(float(np.median(np.linalg.norm(self.flow, axis=-1)) / self.work_scale), 3),
                 "swapped_hint": self.swapped_hint, "used_prior": self.used_prior, "plane": self.plane,
                 "agreement": round(float(self.agreement), 4), "epipolar": self.epipolar, "tile_refinement": self.refine,
+                "flow_ramp_fraction": round(self.ramp_fraction, 4),
                 "timings": {k: round(v, 4) for k, v in self.timings.items()},
                 "convention": "H maps main full-res pixel centres (x, y, 1) to ultra-wide full-res pixel centres"}
 
@@ -1076,6 +1078,38 @@ def soften_confidence(consistent: np.ndarray, infield: np.ndarray, occ_grow: int
     return np.clip(conf, 0, 1).astype(np.float32)
 
 
+def flow_ramps(fw: np.ndarray, max_gradient: float = 0.4, min_width: int = 5, sigma: float = 0.0) -> np.ndarray:
+    """True where the flow changes faster than ``max_gradient`` px per px (the Frobenius
+    norm of its Jacobian, 3x3 Sobel, on the flow smoothed by ``sigma`` px) over a region at
+    least ``min_width`` px across (a morphological opening): a ramp no surface makes.
+
+    At a depth edge the parallax jumps, and DIS's coarse-to-fine pyramid and smoothing
+    spread the jump into a ramp tens of work px wide over the background beside the
+    object. The forward and backward flows ramp alike, so the consistency check passes
+    them, and the ultra-wide's texture there is placed 3 px and more off (three 12 MP
+    synthetic pairs: consistent, visible, defocused pixels at least 3 ultra-wide px off were
+    6-17 % of the frame and 16-33 % of the fused squared error; on the two focused near the
+    fused image was worse than the main there). A surface changes its parallax slowly (a
+    floor from 0 to 30 work px over a third of the frame: 0.1 px per px), and a correct
+    edge is a step, which the Sobel marks over 2 px and the opening removes (with a
+    Gaussian of 1 px first, a 30 px step stayed 6 px wide: on focused-far pairs the
+    correct outlines ``defocused_object_flow`` sets were taken out, -0.04 dB).
+    ``align_pair`` counts ramps as inconsistent where the grid is 4x coarser than the main
+    (12 MP), with a threshold that grows as the grid approaches the main's size: the same
+    ramp misplaces detail by fewer main px, and at 1024 px the ultra-wide's texture a few
+    px off still beat the refined main on LPIPS (docs/BENCHMARKS.md, "Ramps in the flow")."""
+    fl = cv2.GaussianBlur(fw, (0, 0), sigma) if sigma > 0 else fw
+    sq = None
+    for c in (0, 1):
+        for dx, dy in ((1, 0), (0, 1)):
+            d = cv2.Sobel(fl[..., c], cv2.CV_32F, dx, dy, ksize=3)
+            sq = d * d if sq is None else cv2.add(sq, d * d)
+    ramp = (sq > (8.0 * max_gradient) ** 2).astype(np.uint8)  # the 3x3 Sobel is 8x a unit slope
+    if min_width > 1:
+        ramp = cv2.morphologyEx(ramp, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (min_width,) * 2))
+    return ramp > 0
+
+
 def photometric_agreement(main_s: np.ndarray, uwh_s: np.ndarray, fw: np.ndarray, weight: np.ndarray) -> float:
     """Correlation of mid frequencies (DoG, robust to defocus and colour) between the main and
     the flow-warped ultra-wide, weighted by ``weight``: about 0.7-1 for a true pair, near 0 for
@@ -1098,7 +1132,8 @@ def align_pair(main: np.ndarray, ultrawide: np.ndarray, *, ratio: float | None =
                fb_abs: float = 0.5, occ_grow: int = 1, main_path: Any = None,
                uw_path: Any = None, coarse: tuple[int, ...] = (2, 4),
                defocus_levels: tuple[tuple[float, int], ...] = ((2.0, 1), (4.0, 2), (8.0, 4)),
-               epipolar: bool = True, objects: bool = True, tiles: bool = True) -> PairAlignment:
+               epipolar: bool = True, objects: bool = True, tiles: bool = True,
+               max_flow_gradient: float = 1.6) -> PairAlignment:
     """Align ``ultrawide`` to ``main`` (both float32 HxWx3 RGB, any sizes).
 
     ``ratio``: 35 mm focal length of the main divided by the ultra-wide's (2 for 26/13 mm);
@@ -1110,7 +1145,11 @@ def align_pair(main: np.ndarray, ultrawide: np.ndarray, *, ratio: float | None =
     parallax direction by a fitted smooth field (``epipolar_projection``). ``objects``: one
     parallax per defocused object from its silhouette (``defocused_object_flow``; needs
     ``epipolar``). ``tiles``: correct the consistent flow by shifts matched on large,
-    blur-matched tiles (``refine_flow_tiles``). Raises
+    blur-matched tiles (``refine_flow_tiles``). ``max_flow_gradient``: pixels where the
+    final flow ramps faster than this, in main px of flow per work px (``flow_ramps``; 0
+    turns it off), count as inconsistent: 0.4 px per px on the work grid of a 12 MP main,
+    4x its size; 1.6 on a main of the work grid's size, where the same ramp misplaces
+    detail by a quarter as many main px. Raises
     ``InputError`` when the images do not overlap.
 
     Deterministic: USAC-MAGSAC draws its samples from OpenCV's per-thread random generator,
@@ -1208,11 +1247,16 @@ def align_pair(main: np.ndarray, ultrawide: np.ndarray, *, ratio: float | None =
         fw, refine = refine_flow_tiles(lum(main_s), lum(uwh_s), fw, cons)
         timings["refine"] = time.perf_counter() - t0
     t0 = time.perf_counter()
+    ramps = 0.0
+    if max_flow_gradient > 0:  # after every fill and correction: the ramps of the final flow
+        ramp = flow_ramps(fw, max_flow_gradient * a)  # work px per work px
+        ramps = float((ramp & (cons > 0.5)).mean())
+        cons = np.where(ramp, np.float32(0.0), cons)
     # field of view: where main pixel + flow lands inside the ultra-wide
     al = PairAlignment(H=H, H0=H0, main_shape=(mh, mw), uw_shape=(uh, uw_), work_scale=a, work_scale_y=a2[1],
                        flow=fw, flow_bw=bw, confidence=cons, infield=cons, matches=n_match, inliers=n_inl, residual_px=res,
                        ratio=float(ratio), swapped_hint=scale > 1.1, used_prior=used_prior,
-                       plane=plane_choice, epipolar=epi, refine=refine)
+                       plane=plane_choice, epipolar=epi, refine=refine, ramp_fraction=ramps)
     uv = al.uw_map((h, w))
     margin = 1.0
     inf = ((uv[..., 0] >= margin) & (uv[..., 0] <= uw_ - 1 - margin) &

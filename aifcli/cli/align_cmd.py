@@ -62,7 +62,10 @@ def align_cmd(
     each such region with its parallax and scores, and how many pixels it set). Last, the
     consistent flow is corrected by shifts matched on 32 px tiles against the warped
     ultra-wide blurred like the main there (the JSON's "tile_refinement": tiles used and
-    their shifts). Pairs that do not overlap fail with a message (exit 2).
+    their shifts). Where the final flow ramps steeply over a wide region (faster than 0.4
+    px per px: DIS spreading a near object's parallax over the background beside it, the
+    same both ways) it counts as inconsistent (the JSON's "flow_ramp_fraction"). Pairs
+    that do not overlap fail with a message (exit 2).
     """
     from ..align.pair_io import align_files, load_pair
     from ..io import check_output, write_bytes_atomic, write_gray8, write_image
@@ -117,3 +120,4 @@ def align_cmd(
         ui.detail(f"tile refinement: {ref['tiles']} of {ref['of']} tiles"
                   + (f", shifts median {ref['median_shift_px']:.2f} / 90th percentile {ref['p90_shift_px']:.2f} work px"
                      if ref["tiles"] else ""))
+    ui.detail(f"flow ramps: {al.ramp_fraction:.1%} of the work grid taken out of the confidence")
