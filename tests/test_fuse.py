@@ -90,6 +90,26 @@ def test_min_confidence_floors_the_ultrawide_share_where_the_flow_was_rejected()
         fuse_pair(tp.main_near, tp.ultrawide, alignment=r0.alignment, min_confidence=1.5)
 
 
+def test_defocus_bias_is_what_a_blur_in_light_adds():
+    """A texture blurred in light is brighter in display values than the sharp one on
+    average; ``defocus_bias`` of the sharp image predicts by how much, and taking it off
+    the defocused image gives back most of the sharp image's local means. Flat: no bias."""
+    from aifcli.fuse.pair import defocus_bias
+    from aifcli.image import linear_to_srgb, srgb_to_linear
+
+    rng = np.random.default_rng(0)
+    sharp = cv2.resize(rng.uniform(0.02, 0.98, (64, 64, 3)).astype(np.float32), (256, 256),
+                       interpolation=cv2.INTER_NEAREST)  # 4 px blocks of random grey levels
+    defocused = linear_to_srgb(cv2.GaussianBlur(srgb_to_linear(sharp), (0, 0), 8.0))
+    lo = lambda a: cv2.GaussianBlur(a, (0, 0), 16.0)[32:-32, 32:-32]  # noqa: E731
+    before = float(np.abs(lo(defocused) - lo(sharp)).mean())
+    b = defocus_bias(sharp, 8.0)
+    after = float(np.abs(lo(defocused - b) - lo(sharp)).mean())
+    assert b.shape == sharp.shape and float(b.mean()) > 0.02
+    assert after < 0.3 * before, (before, after)
+    assert np.abs(defocus_bias(np.full((128, 128, 3), 0.4, np.float32))).max() < 1e-4
+
+
 def test_large_foreground_occluder_does_not_ghost():
     """The confidence map must keep the ultra-wide's foreground out of the disoccluded background."""
     ratios = []
@@ -131,7 +151,7 @@ def test_refined_main_removes_noise_and_keeps_edges():
     clean = np.full((200, 200, 3), 0.3, np.float32)
     clean[:, 100:] = 0.7  # a step of 0.4
     noisy = (clean + rng.normal(0, 0.01, clean.shape)).astype(np.float32)
-    out = refined_main(noisy, boost=0)
+    out = refined_main(noisy, boost=0, boost2=0)
     flat = np.zeros((200, 200), bool)
     flat[:, 10:80] = flat[:, 120:190] = True
     assert rmse(out, clean, flat) < 0.6 * rmse(noisy, clean, flat)  # noise removed
@@ -139,7 +159,7 @@ def test_refined_main_removes_noise_and_keeps_edges():
     height = lambda a: float(a[:, 102:106].mean() - a[:, 94:98].mean())  # noqa: E731
     assert abs(height(out) - height(clean)) < 0.02
     assert np.abs(out[:, 99:101] - noisy[:, 99:101]).max() < 1e-6
-    assert np.allclose(refined_main(noisy, k=0, boost=0), noisy)  # the main itself
+    assert np.allclose(refined_main(noisy, k=0, boost=0, boost2=0), noisy)  # the main itself
 
 
 def test_refined_main_restores_some_of_a_defocused_mid_band():

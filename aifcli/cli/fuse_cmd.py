@@ -83,9 +83,11 @@ def fuse_cmd(
     The ultra-wide is aligned (focal-ratio guess, SIFT + MAGSAC homography, DIS flow both
     ways), colour-matched to the main (local affine on low frequencies), and blended in
     across scales with three masks summing to one: the main where it is sharp, the ultra-wide
-    where the main is defocused and the alignment is confident, a refined main at occlusions
-    and where the ultra-wide shows other content (something moved between the exposures).
-    The main's colours and low frequencies always stay. Roles come from EXIF focal lengths
+    where the main is defocused and the alignment is confident, a refined main (denoised,
+    its mid bands raised) at occlusions, where the flow is unreliable and where the
+    ultra-wide shows other content (something moved between the exposures). The main's
+    colours stay; where it is defocused its brightness is corrected for the bias defocus
+    gives textures in display values (they come out brighter than in focus). Roles come from EXIF focal lengths
     (or the geometry) and are swapped with a warning when the arguments are the other way
     round. With --engine net the colour transform comes from color-net and the masks, a small
     re-alignment of the ultra-wide and the refined main from fuse-net, networks trained on

@@ -42,6 +42,7 @@ import numpy as np
 from ..align.pair import PairAlignment, _resize, align_pair, band_energy, fine_band
 from ..color.local_affine import match_colors
 from ..errors import UsageError
+from ..image import linear_to_srgb, srgb_to_linear
 
 
 @dataclass
@@ -359,10 +360,14 @@ def band_noise_sigma(band: np.ndarray) -> float:
 
 
 def refined_main(main_t: np.ndarray, k: float = 4.0, sigma: float = 1.0, noise: float | None = None,
-                 boost: float = 0.6, boost_sigmas: tuple[float, float] = (2.0, 6.0)) -> np.ndarray:
+                 boost: float = 0.6, boost_sigmas: tuple[float, float] = (2.0, 6.0),
+                 boost2: float = 0.3, boost2_sigmas: tuple[float, float] = (4.0, 12.0),
+                 low: np.ndarray | None = None) -> np.ndarray:
     """I_d: the main with the noise of its finest band removed (hard thresholding at ``k``
-    noise sigmas, wavelet-shrinkage style) and its mid band (a difference of Gaussians of
-    ``boost_sigmas``) raised by ``boost`` (``k=0, boost=0``: the main itself).
+    noise sigmas, wavelet-shrinkage style), its mid band (a difference of Gaussians of
+    ``boost_sigmas``) raised by ``boost`` and a wider band (``boost2_sigmas``) by ``boost2``
+    (``k=0, boost=0, boost2=0``: the main itself). ``low``: a smooth correction (HxWx3 on
+    any grid, e.g. ``-defocus_bias``) added with the bands, resized with them.
 
     ``M_d`` selects regions where the main is defocused and the ultra-wide cannot be
     trusted, so the main's finest band (the image minus its Gaussian blur of ``sigma``)
@@ -378,7 +383,12 @@ def refined_main(main_t: np.ndarray, k: float = 4.0, sigma: float = 1.0, noise: 
     12 MP pairs), occlusion-band RMSE -2 %, no in-focus pair worse; 1.0 cost in-focus
     PSNR where ``M_d`` touches in-focus edges (docs/BENCHMARKS.md). The band is computed
     on a 2x coarser grid (it holds no frequencies above that grid's Nyquist) and
-    upsampled."""
+    upsampled. The main's defocus where ``M_d`` takes it is often far larger (12-66 main
+    px of blur circle on the 12 MP pairs focused near), and the band of 4-12 px is
+    attenuated too: raising it by 0.3 (on a 4x coarser grid) gained +0.016 dB on the 18
+    12 MP pairs (15 better, generic-phone scene 2 far -0.08: a disc blur inverts the
+    contrast of some frequencies, and a linear boost raises those as well), LPIPS
+    +0.0002 (docs/BENCHMARKS.md, "The refined main's bias and a wider band")."""
     out = main_t
     hp = None
     if k > 0:
@@ -386,16 +396,55 @@ def refined_main(main_t: np.ndarray, k: float = 4.0, sigma: float = 1.0, noise: 
         t = k * (band_noise_sigma(hp) if noise is None else noise)
         hp *= np.abs(hp) < t  # what stays in hp (the noise) is removed from the main
         out = cv2.subtract(main_t, hp)
-    if boost > 0:
+    if boost > 0 or boost2 > 0 or low is not None:
         h, w = main_t.shape[:2]
         q = 2 if min(h, w) >= 32 else 1
         small = cv2.resize(main_t, (w // q, h // q), interpolation=cv2.INTER_AREA) if q > 1 else main_t
-        band = cv2.subtract(cv2.GaussianBlur(small, (0, 0), boost_sigmas[0] / q),
-                            cv2.GaussianBlur(small, (0, 0), boost_sigmas[1] / q))
+        band = cv2.addWeighted(cv2.GaussianBlur(small, (0, 0), boost_sigmas[0] / q), float(boost),
+                               cv2.GaussianBlur(small, (0, 0), boost_sigmas[1] / q), -float(boost), 0.0)
+        if boost2 > 0 or low is not None:  # on a grid 2x coarser still (the wider band holds nothing finer)
+            sh, sw = small.shape[:2]
+            q2 = 2 if min(sh, sw) >= 32 else 1
+            s2 = cv2.resize(small, (sw // q2, sh // q2), interpolation=cv2.INTER_AREA) if q2 > 1 else small
+            b2 = np.zeros_like(s2)
+            if boost2 > 0:
+                b2 = cv2.addWeighted(cv2.GaussianBlur(s2, (0, 0), boost2_sigmas[0] / (q * q2)), float(boost2),
+                                     cv2.GaussianBlur(s2, (0, 0), boost2_sigmas[1] / (q * q2)), -float(boost2), 0.0)
+            if low is not None:  # here: it is smooth, and resizing it on a finer grid cost 10 ms at 12 MP
+                b2 = cv2.add(b2, low if low.shape[:2] == s2.shape[:2] else
+                             cv2.resize(low, (s2.shape[1], s2.shape[0]), interpolation=cv2.INTER_LINEAR))
+            if q2 > 1:
+                b2 = cv2.resize(b2, (sw, sh), interpolation=cv2.INTER_LINEAR)
+            band = cv2.add(band, b2)
         if q > 1:  # into hp's buffer: fresh full-size arrays page-fault again (see pyramid_blend)
             band = cv2.resize(band, (w, h), dst=hp, interpolation=cv2.INTER_LINEAR)
-        out = cv2.scaleAdd(band, float(boost), out, dst=None if out is main_t else out)
+        out = cv2.add(out, band, dst=None if out is main_t else out)
     return out
+
+
+def defocus_bias(img: np.ndarray, sigma: float = 8.0, out_shape: tuple[int, int] | None = None) -> np.ndarray:
+    """What a defocus blur of about ``sigma`` px adds to the display values of ``img``
+    (display-encoded, HxWx3): ``enc(G * dec(img)) - G * img``, >= 0 where ``img`` has
+    texture. A lens blurs light and the display encoding is concave, so a defocused
+    texture is brighter than the sharp one on average (Jensen's inequality; see
+    ``compose``). Computed on a 4x coarser grid (a Gaussian of ``sigma`` / 4 there) and
+    resized to ``out_shape`` (default ``img``'s): it holds only frequencies below the blur.
+
+    ``fuse_pair`` subtracts it, estimated from the colour-matched ultra-wide (sharp; a few
+    px off where its flow is unreliable, which a blur of 8 px hardly sees), from the
+    refined main: where ``M_d`` gives the main's pixel to the refined main, that pixel is
+    defocused and carries the bias, which the blend's coarsest level cannot remove there
+    (it passes only where the ultra-wide replaces the main). Six 12 MP pairs, sigma 8 /
+    16 / mean of 4, 8 and 16 fuse px: +0.039 / +0.035 / +0.037 dB, none lower
+    (docs/BENCHMARKS.md, "The refined main's bias and a wider band")."""
+    h, w = img.shape[:2]
+    q = 4 if min(h, w) >= 64 else 1
+    small = cv2.resize(img, (max(1, w // q), max(1, h // q)), interpolation=cv2.INTER_AREA) if q > 1 else img
+    small = np.clip(small, 0.0, 1.0)
+    s = sigma / q
+    b = cv2.subtract(linear_to_srgb(cv2.GaussianBlur(srgb_to_linear(small), (0, 0), s)), cv2.GaussianBlur(small, (0, 0), s))
+    oh, ow = out_shape or (h, w)
+    return b if b.shape[:2] == (oh, ow) else cv2.resize(b, (ow, oh), interpolation=cv2.INTER_LINEAR)
 
 
 def top_band_signal(main: np.ndarray, main_t: np.ndarray, k: float = 1.5) -> np.ndarray:
@@ -510,7 +559,7 @@ def fuse_pair(main: np.ndarray, ultrawide: np.ndarray, preset: Any = None, *, ra
               main_bias: float = 0.7, denoise: float = 4.0, levels: int | None = None, work_width: int = 1024,
               keep_intermediates: bool = False, main_path: Any = None, uw_path: Any = None,
               engine: str = "classical", weights: str | None = None, content_check: bool = True,
-              min_confidence: float = 0.25) -> FuseResult:
+              min_confidence: float = 0.25, debias: bool = True) -> FuseResult:
     """All-in-focus main view from ``main`` and ``ultrawide`` (float32 HxWx3 RGB [0,1]).
 
     ``preset``/``ratio`` give the focal ratio for the initial guess (see ``align_pair``);
@@ -533,6 +582,8 @@ def fuse_pair(main: np.ndarray, ultrawide: np.ndarray, preset: Any = None, *, ra
     pairs at 1024 px: 0 / 0.15 / 0.25 / 0.35 gave total PSNR 31.924 / 31.928 / 31.923 /
     31.910 dB and foreground LPIPS 0.1977 / 0.1942 / 0.1899 / 0.1854 (the ultra-wide alone:
     0.1914), occlusion-band RMSE 0.0438 -> 0.0439 at 0.25 (docs/BENCHMARKS.md).
+    ``debias`` (classical engine): subtract ``defocus_bias`` of the colour-matched
+    ultra-wide from the refined main.
     ``engine``: "classical" (the masks above) or "net" (the colour transform comes from
     ``aifcli.nets.color_net`` and the masks, re-alignment offset and refined main from
     ``aifcli.nets.fuse_net``, weights ``weights`` or the shipped ``fuse-net``;
@@ -615,7 +666,15 @@ def fuse_pair(main: np.ndarray, ultrawide: np.ndarray, preset: Any = None, *, ra
         m_d = m_d - keep
         T["masks"] = time.perf_counter() - t0
         t0 = time.perf_counter()
-        idr = refined_main(main_t, denoise)
+        low = None
+        if debias:  # the defocused main's brightness bias, estimated from the sharp ultra-wide,
+            # on a 4x coarser grid (it is smooth: no full-size passes; refined_main adds it there)
+            small = (max(1, shape_t[0] // 4), max(1, shape_t[1] // 4))
+            low = defocus_bias(iwc, out_shape=small)
+            if agree is not None:  # not from content the main does not show (it moved)
+                low *= cv2.resize(agree, (small[1], small[0]), interpolation=cv2.INTER_AREA)[..., None]
+            low *= -1.0
+        idr = refined_main(main_t, denoise, low=low)
         out = compose(main, main_t, iwc, idr, m_wc, m_d, levels)
         T["blend"] = time.perf_counter() - t0
     inter: dict[str, np.ndarray] = {}
