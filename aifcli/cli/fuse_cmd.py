@@ -57,7 +57,7 @@ def fuse_cmd(
                                                          "(color-net + fuse-net, after EasyAIF's WDC-Net and "
                                                          "OAS-Net; see `aif train`). The networks were trained "
                                                          "on images up to 1280 px wide: on 12 MP photos net is "
-                                                         "2.2 dB below classical.")] = "classical",
+                                                         "2.4 dB below classical.")] = "classical",
     weights: Annotated[Optional[Path], typer.Option("--weights", help="Weights for --engine net (default: the "
                                                                       "shipped weights/fuse-net.pt).")] = None,
     fmt: Annotated[str, typer.Option("--format", help="Output format for a folder: jpg, png or tif.")] = "jpg",

@@ -252,13 +252,14 @@ def size_warning(main_shape: tuple[int, int]) -> str | None:
     alignment's scale fix and tile refinement, which both engines share: 26.86 against 28.89
     dB (2.0 dB below; focused near 23.95 against 27.01); after the bicubic warp at 12 MP
     26.88 against 28.97 (2.1 dB below), and against 29.06 after the classical engine's colour
-    match on means of light (2.2 dB below; the net engine does not use it). The network
-    needs training at that size; until then the note says so."""
+    match on means of light (2.2 dB below; the net engine does not use it); re-run after the
+    flow's ramps and the classical refined main's bias correction: 26.88 against 29.24
+    (2.4 dB below). The network needs training at that size; until then the note says so."""
     h, w = main_shape
     if h * w <= TRAINED_MAX_PIXELS:
         return None
     return (f"--engine net: fuse-net was trained on images up to 1280 px wide; on {w}x{h} pairs it keeps the "
-            "defocused main where the classical engine takes the ultra-wide (12 MP synthetic pairs: 2.2 dB below "
+            "defocused main where the classical engine takes the ultra-wide (12 MP synthetic pairs: 2.4 dB below "
             "the classical engine, docs/LEARNED.md); for full-resolution photos use --engine classical")
 
 
