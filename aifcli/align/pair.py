@@ -45,7 +45,7 @@ import cv2
 import numpy as np
 
 from ..errors import InputError
-from ..image import linear_to_srgb, srgb_to_linear
+from ..image import linear_to_srgb, luminance, srgb_to_linear
 
 FULL_FRAME_DIAGONAL_MM = 43.27
 
@@ -268,8 +268,8 @@ def _resize1(m: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
 
 
 def _luma709(img: np.ndarray) -> np.ndarray:
-    """Rec.709 luma of an RGB image; a 2-D image is taken as luma already."""
-    return img[..., 0] * 0.2126 + img[..., 1] * 0.7152 + img[..., 2] * 0.0722 if img.ndim == 3 else img
+    """Rec.709 luma of an RGB image (``aifcli.image.luminance``); a 2-D image is taken as luma already."""
+    return luminance(img) if img.ndim == 3 else img
 
 
 def _gray8(rgb: np.ndarray) -> np.ndarray:
@@ -1078,10 +1078,10 @@ def soften_confidence(consistent: np.ndarray, infield: np.ndarray, occ_grow: int
     return np.clip(conf, 0, 1).astype(np.float32)
 
 
-def flow_ramps(fw: np.ndarray, max_gradient: float = 0.4, min_width: int = 5, sigma: float = 0.0) -> np.ndarray:
+def flow_ramps(fw: np.ndarray, max_gradient: float = 0.4, min_width: int = 5) -> np.ndarray:
     """True where the flow changes faster than ``max_gradient`` px per px (the Frobenius
-    norm of its Jacobian, 3x3 Sobel, on the flow smoothed by ``sigma`` px) over a region at
-    least ``min_width`` px across (a morphological opening): a ramp no surface makes.
+    norm of its Jacobian, 3x3 Sobel) over a region at least ``min_width`` px across (a
+    morphological opening): a ramp no surface makes.
 
     At a depth edge the parallax jumps, and DIS's coarse-to-fine pyramid and smoothing
     spread the jump into a ramp tens of work px wide over the background beside the
@@ -1098,11 +1098,10 @@ def flow_ramps(fw: np.ndarray, max_gradient: float = 0.4, min_width: int = 5, si
     (12 MP), with a threshold that grows as the grid approaches the main's size: the same
     ramp misplaces detail by fewer main px, and at 1024 px the ultra-wide's texture a few
     px off still beat the refined main on LPIPS (docs/BENCHMARKS.md, "Ramps in the flow")."""
-    fl = cv2.GaussianBlur(fw, (0, 0), sigma) if sigma > 0 else fw
     sq = None
     for c in (0, 1):
         for dx, dy in ((1, 0), (0, 1)):
-            d = cv2.Sobel(fl[..., c], cv2.CV_32F, dx, dy, ksize=3)
+            d = cv2.Sobel(fw[..., c], cv2.CV_32F, dx, dy, ksize=3)
             sq = d * d if sq is None else cv2.add(sq, d * d)
     ramp = (sq > (8.0 * max_gradient) ** 2).astype(np.uint8)  # the 3x3 Sobel is 8x a unit slope
     if min_width > 1:

@@ -359,6 +359,13 @@ def band_noise_sigma(band: np.ndarray) -> float:
     return float(np.median(np.abs(band[::8, ::8]))) / 0.6745
 
 
+def _raised_band(img: np.ndarray, sigmas: tuple[float, float], q: int, amount: float) -> np.ndarray:
+    """``amount`` times the difference of Gaussians of ``sigmas`` (px of the fuse grid) of
+    ``img``, a copy of it shrunk ``q`` times."""
+    return cv2.addWeighted(cv2.GaussianBlur(img, (0, 0), sigmas[0] / q), float(amount),
+                           cv2.GaussianBlur(img, (0, 0), sigmas[1] / q), -float(amount), 0.0)
+
+
 def refined_main(main_t: np.ndarray, k: float = 4.0, sigma: float = 1.0, noise: float | None = None,
                  boost: float = 0.6, boost_sigmas: tuple[float, float] = (2.0, 6.0),
                  boost2: float = 0.3, boost2_sigmas: tuple[float, float] = (4.0, 12.0),
@@ -400,19 +407,16 @@ def refined_main(main_t: np.ndarray, k: float = 4.0, sigma: float = 1.0, noise: 
         h, w = main_t.shape[:2]
         q = 2 if min(h, w) >= 32 else 1
         small = cv2.resize(main_t, (w // q, h // q), interpolation=cv2.INTER_AREA) if q > 1 else main_t
-        band = cv2.addWeighted(cv2.GaussianBlur(small, (0, 0), boost_sigmas[0] / q), float(boost),
-                               cv2.GaussianBlur(small, (0, 0), boost_sigmas[1] / q), -float(boost), 0.0)
+        band = _raised_band(small, boost_sigmas, q, boost)
         if boost2 > 0 or low is not None:  # on a grid 2x coarser still (the wider band holds nothing finer)
             sh, sw = small.shape[:2]
             q2 = 2 if min(sh, sw) >= 32 else 1
             s2 = cv2.resize(small, (sw // q2, sh // q2), interpolation=cv2.INTER_AREA) if q2 > 1 else small
-            b2 = np.zeros_like(s2)
-            if boost2 > 0:
-                b2 = cv2.addWeighted(cv2.GaussianBlur(s2, (0, 0), boost2_sigmas[0] / (q * q2)), float(boost2),
-                                     cv2.GaussianBlur(s2, (0, 0), boost2_sigmas[1] / (q * q2)), -float(boost2), 0.0)
+            b2 = _raised_band(s2, boost2_sigmas, q * q2, boost2) if boost2 > 0 else None
             if low is not None:  # here: it is smooth, and resizing it on a finer grid cost 10 ms at 12 MP
-                b2 = cv2.add(b2, low if low.shape[:2] == s2.shape[:2] else
-                             cv2.resize(low, (s2.shape[1], s2.shape[0]), interpolation=cv2.INTER_LINEAR))
+                if low.shape[:2] != s2.shape[:2]:
+                    low = cv2.resize(low, (s2.shape[1], s2.shape[0]), interpolation=cv2.INTER_LINEAR)
+                b2 = low if b2 is None else cv2.add(b2, low)
             if q2 > 1:
                 b2 = cv2.resize(b2, (sw, sh), interpolation=cv2.INTER_LINEAR)
             band = cv2.add(band, b2)
