@@ -67,7 +67,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from aifcli.align.pair import _zncc_peak, align_pair, disc_kernel, soften_confidence  # noqa: E402
 from aifcli.color.local_affine import match_colors  # noqa: E402
-from aifcli.fuse.pair import _resize, choose_fuse_scale, compose, fuse_pair, refined_main  # noqa: E402
+from aifcli.fuse.pair import _resize, choose_fuse_scale, compose, debiased_refined_main, fuse_pair  # noqa: E402
 from aifcli.metrics import psnr, ssim  # noqa: E402
 
 METHODS = ("main", "uw_only", "no_conf", "full", "oracle")
@@ -88,7 +88,7 @@ def oracle(main: np.ndarray, uw: np.ndarray, uw_map: np.ndarray, occlusion: np.n
     uwf = np.clip(cv2.remap(uw, uv[..., 0], uv[..., 1], interpolation, borderMode=cv2.BORDER_REPLICATE), 0.0, 1.0)
     conf = cv2.resize((~occlusion).astype(np.float32), (w, h), interpolation=cv2.INTER_AREA)
     iwc = match_colors(uwf, main_t, mask=conf).image
-    idr = refined_main(main_t)
+    idr = debiased_refined_main(main_t, iwc)  # the same candidate as aif fuse's (no content check: nothing moved)
     err = lambda x: cv2.GaussianBlur(((x - gt_t) ** 2).sum(-1), (0, 0), 2.0)  # noqa: E731
     e_wc = np.where(conf > 0.99, err(iwc), np.inf)  # occluded: nothing to take from the ultra-wide
     best = np.argmin(np.stack([err(main_t), err(idr), e_wc]), axis=0)

@@ -451,6 +451,25 @@ def defocus_bias(img: np.ndarray, sigma: float = 8.0, out_shape: tuple[int, int]
     return b if b.shape[:2] == (oh, ow) else cv2.resize(b, (ow, oh), interpolation=cv2.INTER_LINEAR)
 
 
+def debiased_refined_main(main_t: np.ndarray, iwc: np.ndarray | None, k: float = 4.0,
+                          agree: np.ndarray | None = None) -> np.ndarray:
+    """``refined_main`` of ``main_t`` with ``defocus_bias`` of the colour-matched
+    ultra-wide ``iwc`` subtracted (``iwc=None``: no correction), times the content check's
+    ``agree`` where given (not from content the main does not show: it moved). The bias is
+    smooth, so it is made on a 4x coarser grid, where ``refined_main`` adds it: no
+    full-size passes. Shared by ``fuse_pair`` and the benchmark's oracle, so that the
+    oracle's refined main is the same candidate."""
+    low = None
+    if iwc is not None:
+        h, w = main_t.shape[:2]
+        small = (max(1, h // 4), max(1, w // 4))
+        low = defocus_bias(iwc, out_shape=small)
+        if agree is not None:
+            low *= cv2.resize(agree, (small[1], small[0]), interpolation=cv2.INTER_AREA)[..., None]
+        low *= -1.0
+    return refined_main(main_t, k, low=low)
+
+
 def top_band_signal(main: np.ndarray, main_t: np.ndarray, k: float = 1.5) -> np.ndarray:
     """0..1 on the fuse grid of ``main_t``: how much of the main's band above that grid
     (``main - up(main_t)``, luminance) is signal rather than noise, as a Wiener gain
@@ -670,15 +689,7 @@ def fuse_pair(main: np.ndarray, ultrawide: np.ndarray, preset: Any = None, *, ra
         m_d = m_d - keep
         T["masks"] = time.perf_counter() - t0
         t0 = time.perf_counter()
-        low = None
-        if debias:  # the defocused main's brightness bias, estimated from the sharp ultra-wide,
-            # on a 4x coarser grid (it is smooth: no full-size passes; refined_main adds it there)
-            small = (max(1, shape_t[0] // 4), max(1, shape_t[1] // 4))
-            low = defocus_bias(iwc, out_shape=small)
-            if agree is not None:  # not from content the main does not show (it moved)
-                low *= cv2.resize(agree, (small[1], small[0]), interpolation=cv2.INTER_AREA)[..., None]
-            low *= -1.0
-        idr = refined_main(main_t, denoise, low=low)
+        idr = debiased_refined_main(main_t, iwc if debias else None, denoise, agree)
         out = compose(main, main_t, iwc, idr, m_wc, m_d, levels)
         T["blend"] = time.perf_counter() - t0
     inter: dict[str, np.ndarray] = {}
