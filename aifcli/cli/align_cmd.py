@@ -55,9 +55,10 @@ def align_cmd(
     consistency for the confidence, with flow from 2x and 4x coarser grids filling
     inconsistent pixels of a defocused background when it agrees with the consistent flow
     around them. The cameras sit side by side, so the parallax runs along one direction:
-    consistent vectors take their component across it from a smooth fitted field (the
-    homography JSON's "epipolar" entry gives the direction and fit, or why it was
-    skipped). A near object the main shows as a featureless blur gets one parallax,
+    consistent vectors take their component across it from a smooth fitted field plus a
+    small share of their own parallax (a fitted homography is not exact, so the parallax
+    bends a little), fitted robustly (RANSAC, then trimmed least squares; the homography
+    JSON's "epipolar" entry gives the direction and fit, or why it was skipped). A near object the main shows as a featureless blur gets one parallax,
     matched from its blurred outline along that direction (the entry's "objects" list
     each such region with its parallax and scores, and how many pixels it set). Last, the
     consistent flow is corrected by shifts matched on 32 px tiles against the warped
@@ -107,8 +108,11 @@ def align_cmd(
     if "skipped" in epi:
         ui.detail(f"epipolar projection skipped: {epi['skipped']}")
     else:
-        ui.detail(f"epipolar projection: parallax direction ({epi['direction'][0]:+.3f}, {epi['direction'][1]:+.3f}), "
-                  f"cross-field MAD {epi['mad']:.2f} work px, {epi['projected']:.0%} of the vectors projected")
+        coef = epi.get("cross_coef", [])
+        bend = f", bend {coef[6]:+.3f} px per px of parallax" if len(coef) > 6 else ", no bend (fit without it)"
+        ui.detail(f"epipolar projection: parallax direction ({epi['direction'][0]:+.3f}, {epi['direction'][1]:+.3f}){bend}, "
+                  f"cross-field MAD {epi['mad']:.2f} work px on {epi.get('inliers', 1.0):.0%} of the vectors, "
+                  f"{epi['projected']:.0%} of the vectors projected")
         objs = epi.get("objects", [])
         used = [o for o in objs if "replaced" in o]
         ui.detail(f"defocused objects: {len(objs)} found, {len(used)} given one parallax"
