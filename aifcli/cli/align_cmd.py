@@ -111,7 +111,8 @@ def align_cmd(
         coef = epi.get("cross_coef", [])
         bend = f", bend {coef[6]:+.3f} px per px of parallax" if len(coef) > 6 else ", no bend (fit without it)"
         ui.detail(f"epipolar projection: parallax direction ({epi['direction'][0]:+.3f}, {epi['direction'][1]:+.3f}){bend}, "
-                  f"cross-field MAD {epi['mad']:.2f} work px on {epi.get('inliers', 1.0):.0%} of the vectors, "
+                  f"cross-field MAD {epi['mad']:.2f} work px ({epi.get('inliers', 1.0):.0%} of the consistent vectors "
+                  f"within 0.5 px of the RANSAC fit), "
                   f"{epi['projected']:.0%} of the vectors projected")
         objs = epi.get("objects", [])
         used = [o for o in objs if "replaced" in o]
