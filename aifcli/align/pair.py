@@ -1186,14 +1186,26 @@ def flow_ramps(fw: np.ndarray, max_gradient: float = 0.4, min_width: int = 5) ->
 def photometric_agreement(main_s: np.ndarray, uwh_s: np.ndarray, fw: np.ndarray, weight: np.ndarray) -> float:
     """Correlation of mid frequencies (DoG, robust to defocus and colour) between the main and
     the flow-warped ultra-wide, weighted by ``weight``: about 0.7-1 for a true pair, near 0 for
-    unrelated images (flow cannot make unrelated textures agree)."""
-    w = fw.shape[1]
+    unrelated images (flow cannot make unrelated textures agree).
+
+    The band (Gaussians of ``s`` and ``4 s`` work px) is taken on a 2x coarser grid
+    (INTER_AREA) when the grid is at least 128 px: it holds nothing that grid cannot, and
+    the wide Gaussians cost a quarter. On the 12 MP synthetic pair focused near / far and
+    the real iPhone pair: 0.9192 / 0.9902 / 0.9937 on the work grid, 0.9218 / 0.9901 /
+    0.9928 on the coarser one, unrelated images (the ultra-wide turned 180°) -0.011 to
+    0.017 either way; 36-43 ms -> 6-8 ms."""
+    h, w = fw.shape[:2]
     gm = _prep(main_s).astype(np.float32)
     gu = _sample_along(_prep(uwh_s).astype(np.float32), fw)
+    wt = np.asarray(weight, np.float32)
     s = max(1.5, w / 400)
+    if min(h, w) >= 128:
+        half = (w // 2, h // 2)
+        gm, gu, wt = (cv2.resize(x, half, interpolation=cv2.INTER_AREA) for x in (gm, gu, wt))
+        s /= 2
     dog = lambda g: cv2.GaussianBlur(g, (0, 0), s) - cv2.GaussianBlur(g, (0, 0), 4 * s)  # noqa: E731
     a, b = dog(gm), dog(gu)
-    wt = weight.astype(np.float64) + 1e-3
+    wt = wt.astype(np.float64) + 1e-3
     num = float((wt * a * b).sum())
     den = float(np.sqrt((wt * a * a).sum() * (wt * b * b).sum())) + 1e-9
     return num / den
