@@ -786,7 +786,10 @@ def _consensus(A: np.ndarray, q: np.ndarray, tries: int = 200, tol: float = 0.5)
     As, qs = A[idx], q[idx]
     AtA = np.einsum("kmi,kmj->kij", As, As) + 1e-9 * np.eye(A.shape[1])
     Atq = np.einsum("kmi,km->ki", As, qs)
-    C = np.linalg.solve(AtA, Atq[..., None])[..., 0].astype(np.float32)
+    try:
+        C = np.linalg.solve(AtA, Atq[..., None])[..., 0].astype(np.float32)
+    except np.linalg.LinAlgError:  # a subset without rank (repeated samples): start from every sample
+        return np.ones(len(q), bool)
     A32, q32 = A.astype(np.float32), q.astype(np.float32)
     cnt = np.concatenate([(np.abs(q32[None, :] - C[k:k + 25] @ A32.T) < tol).sum(1)  # 25 fits at a time: <= 5 MB
                           for k in range(0, tries, 25)])
