@@ -694,8 +694,9 @@ def epipolar_projection(fw: np.ndarray, cons: np.ndarray, gu: np.ndarray, *, ste
     consistent but wrong vectors (synthetic scene 2 focused near, 30-45 % of the samples)
     the trimmed fit never found the field (MAD 0.58-0.72 px: skipped); with ``κ`` and no
     RANSAC the wrong vectors set ``κ`` and an object's search lost its peak (-0.7 to
-    -1.6 dB on three pairs). 18 pairs at 12 MP: 29.24 -> 29.31 dB, 17 pairs better
-    (iphone-13 scene 2 near +0.63), one -0.02; at 1024 px 32.07 -> 32.11; the tolerance
+    -1.6 dB on three pairs). 18 pairs at 12 MP: 29.24 -> 29.30 dB, 16 pairs better
+    (iphone-13 scene 2 near +0.63), two lower by 0.02 and 0.001; at 1024 px 32.07 -> 32.11
+    (29.31 and 32.11 before the ``max_bend`` guard below); the tolerance
     at 0.3 / 1.0 px gave 29.30 / 29.26 (at 1.0 the object of iphone-13 scene 0 near lost
     its peak: its ``κ`` came out +0.047 where the ground truth says -0.016 and the
     tolerance of 0.5 found -0.008; docs/BENCHMARKS.md, "Parallax that bends"). A ``κ``
@@ -741,8 +742,9 @@ def epipolar_projection(fw: np.ndarray, cons: np.ndarray, gu: np.ndarray, *, ste
     info["inliers"] = round(float(keep.mean()), 4)
     coef, mad = _trimmed_fit(A, q, keep, iters)
     if abs(coef[6]) > max_bend:  # not a bend: the term explains something else (nearly 1-D vectors): drop it
-        coef, mad = _trimmed_fit(A[:, :6], q, _consensus(A[:, :6], q, ransac_tries, ransac_tol), iters)
-        info["bend_dropped"] = True
+        keep = _consensus(A[:, :6], q, ransac_tries, ransac_tol)
+        coef, mad = _trimmed_fit(A[:, :6], q, keep, iters)
+        info.update(inliers=round(float(keep.mean()), 4), bend_dropped=True)
     info["mad"] = round(mad, 4)
     if mad > max_mad:
         return fw, {**info, "skipped": "cross-parallax components not smooth"}
@@ -800,8 +802,8 @@ def _consensus(A: np.ndarray, q: np.ndarray, tries: int = 200, tol: float = 0.5)
 def _cross_field(coef: list[float], x: np.ndarray, y: np.ndarray, w: int, h: int,
                  along: np.ndarray | float | None = None) -> np.ndarray:
     """``epipolar_projection``'s fitted cross-parallax field at work px (x, y) (broadcasting)
-    for vectors whose component along the parallax direction is ``along`` (used by a
-    9-coefficient fit only)."""
+    for vectors whose component along the parallax direction is ``along`` (used when
+    ``coef`` holds the seventh coefficient, ``κ``)."""
     b = _cross_basis(x, y, w, h)
     out = coef[0] * b[0]
     for c, t in zip(coef[1:6], b[1:6]):
