@@ -110,6 +110,28 @@ def test_defocus_bias_is_what_a_blur_in_light_adds():
     assert np.abs(defocus_bias(np.full((128, 128, 3), 0.4, np.float32))).max() < 1e-4
 
 
+def test_debiased_refined_main_uses_the_bias_only_where_trusted_and_on_large_grids():
+    """The refined main loses the ultra-wide's defocus bias, times the content check's
+    agreement (none where it disagrees); on grids under MIN_WIDE_PX neither the correction
+    nor the wider band applies (sized in grid px, they hurt small images)."""
+    from aifcli.fuse.pair import MIN_WIDE_PX, debiased_refined_main, defocus_bias, refined_main
+
+    rng = np.random.default_rng(1)
+    h, w = 600, MIN_WIDE_PX + 32
+    uw = cv2.resize(rng.uniform(0.02, 0.98, (h // 4, w // 4, 3)).astype(np.float32), (w, h),
+                    interpolation=cv2.INTER_NEAREST)
+    main = cv2.GaussianBlur(uw, (0, 0), 6.0)
+    plain = refined_main(main)
+    got = debiased_refined_main(main, uw)
+    want = plain - cv2.resize(defocus_bias(uw, out_shape=(h // 4, w // 4)), (w, h), interpolation=cv2.INTER_LINEAR)
+    assert float(np.abs(got - plain).mean()) > 0.01  # the bias of a texture this strong is several levels
+    assert float(np.abs(got - want)[8:-8, 8:-8].mean()) < 0.002
+    assert np.array_equal(debiased_refined_main(main, uw, agree=np.zeros((h, w), np.float32)), plain)
+    assert np.array_equal(debiased_refined_main(main, None), plain)
+    small = main[:256, :MIN_WIDE_PX - 1]
+    assert np.array_equal(debiased_refined_main(small, uw[:256, :MIN_WIDE_PX - 1]), refined_main(small, boost2=0.0))
+
+
 def test_large_foreground_occluder_does_not_ghost():
     """The confidence map must keep the ultra-wide's foreground out of the disoccluded background."""
     ratios = []

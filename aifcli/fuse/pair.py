@@ -451,6 +451,9 @@ def defocus_bias(img: np.ndarray, sigma: float = 8.0, out_shape: tuple[int, int]
     return b if b.shape[:2] == (oh, ow) else cv2.resize(b, (ow, oh), interpolation=cv2.INTER_LINEAR)
 
 
+MIN_WIDE_PX = 768  # debiased_refined_main: smaller grids get neither the bias correction nor the wider band
+
+
 def debiased_refined_main(main_t: np.ndarray, iwc: np.ndarray | None, k: float = 4.0,
                           agree: np.ndarray | None = None) -> np.ndarray:
     """``refined_main`` of ``main_t`` with ``defocus_bias`` of the colour-matched
@@ -458,7 +461,20 @@ def debiased_refined_main(main_t: np.ndarray, iwc: np.ndarray | None, k: float =
     ``agree`` where given (not from content the main does not show: it moved). The bias is
     smooth, so it is made on a 4x coarser grid, where ``refined_main`` adds it: no
     full-size passes. Shared by ``fuse_pair`` and the benchmark's oracle, so that the
-    oracle's refined main is the same candidate."""
+    oracle's refined main is the same candidate.
+
+    On grids whose longer side is under ``MIN_WIDE_PX`` (the main fused at its own size,
+    below about 0.4 MP) neither the correction nor the wider band is applied: both are
+    sized in grid px (a Gaussian of 8 px, a band of 4-12 px) and were measured at 12 MP
+    and checked at 1024 px; at 512 px they cover twice the scene they cover at 1024, and on
+    the synthetic scene 2 focused near the correction, taken from the ultra-wide's other
+    content beside an occluding edge, darkened a 7 px strip of the in-focus card: in-focus
+    PSNR -1.40 / -1.29 dB against the main (generic-phone / iphone-13; -0.08 / -0.04 without
+    the correction, +0.26 / +0.34 without either), total 32.76 / 31.66 dB against 32.85 /
+    31.72 without either (docs/BENCHMARKS.md, "Small images")."""
+    small_grid = max(main_t.shape[:2]) < MIN_WIDE_PX
+    if small_grid:
+        return refined_main(main_t, k, boost2=0.0)
     low = None
     if iwc is not None:
         h, w = main_t.shape[:2]
