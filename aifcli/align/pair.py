@@ -938,8 +938,8 @@ def defocused_object_flow(ym: np.ndarray, yu: np.ndarray, fw: np.ndarray, cons: 
         if a_in.size and (cons[y0:y1, x0:x1][inner] > 0.5).all() and np.ptp(np.percentile(a_in, [1, 99])) < tol:
             continue  # the flow already gives the whole region one parallax: nothing to do (saves the search)
         cy, cx = np.mean(np.nonzero(S), axis=1) + (y0, x0)
-        c_at = float(_cross_field(coef, cx, cy, w, h, 0.0))  # the cross parallax of a vector with along = d
-        k_at = float(_cross_field(coef, cx, cy, w, h, 1.0)) - c_at  # at the region's centre: c_at + k_at * d
+        c_at = float(_cross_field(coef, cx, cy, w, h))  # at the region's centre the cross parallax at along = d
+        k_at = coef[6] if len(coef) > 6 else 0.0  # is c_at + k_at * d
 
         def setup(q: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
             a0, b0 = x0 // q, y0 // q
