@@ -57,6 +57,30 @@ def test_every_command_has_help(cmd):
     assert "Usage" in r.stdout
 
 
+def test_help_paragraphs_are_reflowed():
+    """Docstrings wrapped in the source must not carry their breaks into --help (typer's
+    rich help keeps every newline: ragged lines on an 80-column terminal)."""
+    import inspect
+
+    from aifcli.cli.app import app
+    from aifcli.cli.common import reflow_help
+
+    text = "First line\nsame sentence.\n\nExamples:\n  aif x a b\n  aif y\n- item one\n- item two\nend"
+    assert reflow_help(text) == "First line same sentence.\n\nExamples:\n  aif x a b\n  aif y\n- item one\n- item two end"
+    seen = 0
+    stack = [app]
+    while stack:
+        t = stack.pop()
+        stack += [g.typer_instance for g in t.registered_groups]
+        for c in t.registered_commands:
+            doc = c.help or inspect.getdoc(c.callback)
+            for para in doc.split("\n\n"):
+                lines = para.split("\n")
+                assert all(ln[:1].isspace() or ln.startswith(("- ", "* ")) for ln in lines[1:]), (c.name, para[:60])
+            seen += 1
+    assert seen >= 10
+
+
 NO_INPUT = (["presets", "list"], ["synth", "pairs"], ["synth", "bursts"])  # these take only an output folder
 
 

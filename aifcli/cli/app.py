@@ -45,6 +45,9 @@ from . import evaluate_cmd  # noqa: E402,F401
 from . import train_cmd  # noqa: E402,F401
 from . import synth_cmd  # noqa: E402,F401
 from . import presets_cmd  # noqa: E402,F401
+from .common import reflow_commands  # noqa: E402
+
+reflow_commands(app)
 
 def main() -> None:
     app()

@@ -81,6 +81,40 @@ class UI:
             self.out.print(table)
 
 
+def reflow_help(text: str) -> str:
+    """Command help with the source's line wrapping taken out, so the terminal wraps it.
+
+    Typer's rich help keeps every newline of a docstring, so text wrapped at about 90
+    columns in the source came out with a ragged break after every source line on an
+    80-column terminal (and at the source's width on a wide one). Paragraphs (separated by
+    blank lines) become one line each; lines that start with whitespace (example commands,
+    indented lists) or a list bullet ("- ", "* ") keep their own line."""
+    out = []
+    for para in text.strip("\n").split("\n\n"):
+        lines: list[str] = []
+        for ln in para.split("\n"):
+            if lines and ln.strip() and not ln[:1].isspace() and not ln.startswith(("- ", "* ")):
+                lines[-1] = lines[-1].rstrip() + " " + ln.strip()
+            else:
+                lines.append(ln.rstrip())
+        out.append("\n".join(lines))
+    return "\n\n".join(out)
+
+
+def reflow_commands(app: typer.Typer) -> None:
+    """``reflow_help`` on the help of every command of ``app`` and its sub-apps (their
+    docstring where no ``help=`` was given); called once after the commands registered."""
+    import inspect
+
+    for c in app.registered_commands:
+        doc = c.help or (inspect.getdoc(c.callback) if c.callback else None)
+        if doc:
+            c.help = reflow_help(doc)
+    for g in app.registered_groups:
+        if g.typer_instance is not None:
+            reflow_commands(g.typer_instance)
+
+
 def _json_default(o: Any) -> Any:
     if isinstance(o, Path):
         return str(o)
