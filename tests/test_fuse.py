@@ -376,6 +376,22 @@ def test_bad_pairs_fail_with_one_clear_line(tmp_path):
     assert r.exit_code == 2 and "missing the ultra-wide" in r.output
     r = runner.invoke(app, ["fuse", str(tmp_path / "no_such_dir"), "-o", str(tmp_path / "out")])
     assert r.exit_code == 2 and "no such file or folder" in r.output
+    r = runner.invoke(app, ["fuse", str(tmp_path / "main.png"), str(tmp_path / "." / "main.png"), "-o",
+                            str(tmp_path / "o.png")])
+    assert r.exit_code == 2 and "same file" in r.output and not (tmp_path / "o.png").exists()
+
+
+def test_tiny_pair_fuses(tmp_path):
+    """Below 64 work px the coarse grids are left out (DIS needs 12 px on its coarsest
+    level; a 44 px main failed with OpenCV's error before)."""
+    tp = make_toy_pair(240, 320, seed=1)
+    small = lambda x, w: cv2.resize(x, (w, w * 3 // 4), interpolation=cv2.INTER_AREA)  # noqa: E731
+    write_image(tmp_path / "main.png", small(tp.main_far, 44))
+    write_image(tmp_path / "uw.png", small(tp.ultrawide, 64))
+    r = runner.invoke(app, ["fuse", str(tmp_path / "main.png"), str(tmp_path / "uw.png"), "-o", str(tmp_path / "o.png"),
+                            "--ratio", "2"])
+    assert r.exit_code == 0, r.output
+    assert read_image(tmp_path / "o.png").pixels.shape[:2] == (33, 44)
 
 
 def test_debug_dir_and_overwrite(tmp_path):

@@ -1285,6 +1285,10 @@ def align_pair(main: np.ndarray, ultrawide: np.ndarray, *, ratio: float | None =
     # Homography-warped ultra-wide on the work grid, then residual flow both ways.
     h, w = main_s.shape[:2]
     gm_w = _prep(main_s)
+    # DIS needs 12 px or more on its coarsest level: drop the coarser grids a small image
+    # (under 64 work px) does not have (a 44 x 33 px main failed with OpenCV's error).
+    coarse = tuple(q for q in coarse if min(h, w) // q >= 16)
+    defocus_levels = tuple((s, q) for s, q in defocus_levels if min(h, w) // q >= 16)
 
     def flow_for(Hc: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         sc = _local_scale(Hc, (mh, mw))

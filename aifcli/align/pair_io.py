@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import UsageError
+from ..errors import InputError, UsageError
 from ..image import Image
 from ..io import read_image
 from ..io.exif import camera_summary
@@ -89,6 +89,9 @@ def load_pair(main_path: str | Path, uw_path: str | Path, preset_name: str | Non
               ratio: float | None = None, detect_swap: bool = True) -> PairInput:
     """Read both files (EXIF orientation applied), decide roles and the focal ratio."""
     main_path, uw_path = Path(main_path), Path(uw_path)
+    if main_path.exists() and main_path.resolve() == uw_path.resolve():
+        raise InputError("the main and the ultra-wide are the same file", uw_path,
+                         "pass the ultra-wide photo taken at the same moment as the second file")
     # Both decodes at once: OpenCV's JPEG decoder releases the GIL, so on 2 cores a 12 MP
     # pair reads in 0.14 s instead of 0.24 s. Errors surface in the same order as before
     # (the main's first).
