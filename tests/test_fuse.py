@@ -472,6 +472,15 @@ def test_pyramid_blend_protects_the_main_at_coarse_levels():
     kept = pyramid_blend([diff], [mask], 5, protect=mask.copy())
     assert np.abs(free[inner]).mean() > 3e-4  # without protection the coarse levels bleed in
     assert np.abs(kept[inner]).max() < 1e-6
+    # max_erosion 2 (compose's on grids of MIN_WIDE_PX and more): the candidate's coarse
+    # bands reach closer to the main's region (the defocused main's bias stays in a narrower
+    # band) and still hardly into it
+    near = pyramid_blend([diff], [mask], 5, protect=mask.copy(), max_erosion=2)
+    ring = np.zeros(mask.shape, bool)
+    ring[40:216, 40:216] = True
+    ring[56:200, 56:200] = False  # 8-24 px outside the square
+    assert np.abs(near - diff)[ring].mean() < 0.75 * np.abs(kept - diff)[ring].mean()
+    assert np.abs(near[inner]).mean() < 0.1 * np.abs(free[inner]).mean()
     # with nothing to protect the blend is the plain Burt-Adelson one
     ones = np.ones_like(mask)
     assert np.allclose(pyramid_blend([diff], [ones], 5, protect=ones), pyramid_blend([diff], [ones], 5))

@@ -295,13 +295,13 @@ def _levels_for(shape: tuple[int, int], coarsest: int = 24) -> int:
 
 
 def pyramid_blend(diffs: list[np.ndarray], masks: list[np.ndarray], levels: int,
-                  protect: np.ndarray | None = None, coarsest: bool = False) -> np.ndarray:
+                  protect: np.ndarray | None = None, coarsest: bool = False, max_erosion: int = 8) -> np.ndarray:
     """Sum over candidates of Laplacian(diff) * Gaussian(mask), level by level. The coarsest
     level (the lowest frequencies, below about 1/(2^levels) of the grid's sampling rate) is
     dropped, i.e. left to the main, unless ``coarsest``: then it is weighted like the others.
 
     ``protect``: 1 where the main need not be kept (``1 - M_m``). At level k >= 1 each mask
-    is limited to this map eroded by min(2^k, 8) px of that level, so a candidate's coarse
+    is limited to this map eroded by min(2^k, ``max_erosion``) px of that level, so a candidate's coarse
     bands do not bleed into the main's in-focus regions through the blurred Gaussian
     pyramid of its mask. Measured on 12 MP pairs (generic-phone and iphone-13, scene 0):
     in-focus PSNR vs the main -0.44 -> -0.26 dB (focused near) and -0.45 -> -0.10 dB (far),
@@ -309,14 +309,24 @@ def pyramid_blend(diffs: list[np.ndarray], masks: list[np.ndarray], levels: int,
     in-focus pair -0.12 -> -0.03 dB. The coarsest level (``coarsest``) is eroded by 2 px
     only: one of its pixels spans 2^levels, and 8 of them kept it out of most of a 12 MP
     frame (four 12 MP pairs, one alignment each: erosion 8 / 2 / 1 / 0 px 27.745 / 27.788 /
-    27.793 / 27.796 dB, worst in-focus change -0.00 / -0.00 / -0.01 / -0.10 dB)."""
+    27.793 / 27.796 dB, worst in-focus change -0.00 / -0.00 / -0.01 / -0.10 dB).
+
+    ``max_erosion`` 8 was set on those pairs. Eroding 8 px of level k is 8·2^k px of the
+    grid (128 px at level 4): beside every in-focus region a band that wide kept the
+    defocused main's coarse bands, brightness bias included (``compose``), where the
+    ultra-wide would replace them. ``compose`` passes 2 on grids of ``MIN_WIDE_PX`` and
+    more: 18 pairs at 12 MP (one alignment each) with 8 / 4 / 2 / 1 / 0: 29.304 / 29.315 /
+    29.341 / 29.376 / 29.395 dB, worst in-focus change +0.001 / +0.001 / +0.001 / -0.104 /
+    -0.315 dB (focused far +0.08 at 2, focused near -0.005); at 1024 px 32.112 / 32.115 /
+    32.127 / 32.138, worst in-focus -0.021 / -0.024 / -0.086 / -0.226. At 512 px 2 lost
+    (-0.011 dB, worst in-focus pair -0.15 -> -0.20): small grids keep 8."""
     n = levels + 1 if coarsest else levels  # the Gaussian residual is level ``levels``
     limits: list[np.ndarray | None] = [None] * n  # per level, shared by all candidates
     if protect is not None:
         gp = protect
         for k in range(1, n):
             gp = cv2.pyrDown(gp)
-            r = min(2 ** k, 8) if k < levels else 2
+            r = min(2 ** k, max_erosion) if k < levels else min(2, max_erosion)
             limits[k] = cv2.erode(gp, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1,) * 2))
     out_levels: list[np.ndarray] | None = None
     for d, m in zip(diffs, masks):
@@ -451,7 +461,9 @@ def defocus_bias(img: np.ndarray, sigma: float = 8.0, out_shape: tuple[int, int]
     return b if b.shape[:2] == (oh, ow) else cv2.resize(b, (ow, oh), interpolation=cv2.INTER_LINEAR)
 
 
-MIN_WIDE_PX = 768  # debiased_refined_main: smaller grids get neither the bias correction nor the wider band
+# grids whose longer side is under this get neither debiased_refined_main's bias correction
+# and wider band nor compose's narrower protection of the main (each measured: they lost at 512 px)
+MIN_WIDE_PX = 768
 
 
 def debiased_refined_main(main_t: np.ndarray, iwc: np.ndarray | None, k: float = 4.0,
@@ -573,11 +585,16 @@ def compose(main: np.ndarray, main_t: np.ndarray, iwc: np.ndarray, idr: np.ndarr
     scale up to the frame's. The colour match now fits on means of light
     (``match_colors``' ``linear_light``), so the colour-matched ultra-wide keeps the sharp
     scene's means, and where it replaces the main it replaces them too. Left to the main,
-    that level kept the bias (docs/BENCHMARKS.md, "Means of light").
+    that level kept the bias (docs/BENCHMARKS.md, "Means of light"). For the same reason
+    the main's in-focus regions are protected (``pyramid_blend``'s ``protect``) by 2 px of
+    each level on grids of ``MIN_WIDE_PX`` and more, not 8: the wider margin kept the bias
+    in bands up to 128 px wide beside them.
     """
     levels = levels or _levels_for(main_t.shape[:2])
     protect = cv2.add(m_wc, m_d)
-    corr = pyramid_blend([cv2.subtract(iwc, main_t)], [m_wc], levels, protect=protect, coarsest=coarsest)
+    erosion = 2 if max(main_t.shape[:2]) >= MIN_WIDE_PX else 8  # pyramid_blend's max_erosion
+    corr = pyramid_blend([cv2.subtract(iwc, main_t)], [m_wc], levels, protect=protect, coarsest=coarsest,
+                         max_erosion=erosion)
     d = cv2.subtract(idr, main_t)
     d *= m_d[..., None]  # in place: no 36 MB temporary (see pyramid_blend)
     corr += d
