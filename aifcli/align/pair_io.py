@@ -5,6 +5,7 @@ Used by ``aif align`` and ``aif fuse`` (single pairs and batch items). The libra
 """
 from __future__ import annotations
 
+import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -89,7 +90,7 @@ def load_pair(main_path: str | Path, uw_path: str | Path, preset_name: str | Non
               ratio: float | None = None, detect_swap: bool = True) -> PairInput:
     """Read both files (EXIF orientation applied), decide roles and the focal ratio."""
     main_path, uw_path = Path(main_path), Path(uw_path)
-    if main_path.exists() and main_path.resolve() == uw_path.resolve():
+    if main_path.is_file() and uw_path.is_file() and os.path.samefile(main_path, uw_path):  # links too
         raise InputError("the main and the ultra-wide are the same file", uw_path,
                          "pass the ultra-wide photo taken at the same moment as the second file")
     # Both decodes at once: OpenCV's JPEG decoder releases the GIL, so on 2 cores a 12 MP
