@@ -486,6 +486,32 @@ def test_pyramid_blend_protects_the_main_at_coarse_levels():
     assert np.allclose(pyramid_blend([diff], [ones], 5, protect=ones), pyramid_blend([diff], [ones], 5))
 
 
+def test_compose_protects_regions_of_the_main_not_its_specks():
+    """On wide grids ``compose`` protects the main's regions at coarse levels, but not a speck
+    of ``M_m`` (narrower than ``REGION_PX``) inside an area the ultra-wide replaces: around
+    the speck the ultra-wide's coarse bands come through, while a large in-focus square
+    keeps them out as before."""
+    from aifcli.fuse.pair import MIN_WIDE_PX, REGION_PX, _levels_for, compose, pyramid_blend
+
+    n = MIN_WIDE_PX + 32
+    rng = np.random.default_rng(0)
+    diff = cv2.GaussianBlur(rng.normal(0, 1.0, (n, n, 3)).astype(np.float32), (0, 0), 8.0)
+    diff *= 0.05 / diff.std()  # mid and coarse structure
+    main = np.full((n, n, 3), 0.5, np.float32)
+    mm = np.zeros((n, n), np.float32)
+    mm[100:112, 100:112] = 1.0  # a speck, narrower than REGION_PX
+    mm[400:700, 400:700] = 1.0  # a region
+    assert 12 < REGION_PX < 300
+    m_wc, m_d = 1.0 - mm, np.zeros_like(mm)
+    out = compose(main, main, main + diff, main, m_wc, m_d) - main
+    before = pyramid_blend([diff], [m_wc], _levels_for((n, n)), protect=m_wc, coarsest=True, max_erosion=2)
+    ring = np.zeros((n, n), bool)
+    ring[70:142, 70:142] = True
+    ring[94:118, 94:118] = False  # 6-30 px around the speck
+    assert np.abs(out - diff)[ring].mean() < 0.2 * np.abs(before - diff)[ring].mean()
+    assert np.abs(out[470:630, 470:630]).max() < 1e-6  # the region's inside stays the main's
+
+
 def test_pyramid_blend_passes_the_coarsest_level_on_request_and_still_protects_the_main():
     """``coarsest``: the lowest frequencies of a candidate come through where its mask is 1
     (the colour-matched ultra-wide's means, which a defocused main gets wrong), and the
