@@ -598,8 +598,8 @@ def compose(main: np.ndarray, main_t: np.ndarray, iwc: np.ndarray, idr: np.ndarr
     level still takes ``M_m`` as it is): specks of ``M_m`` inside a defocused area
     (``main_detail``'s flags on noise, flat patches) each cut a hole up to 2 px of level
     k wide into the ultra-wide's coarse bands. 18 pairs at 12 MP (one alignment each):
-    29.340 -> 29.369 dB (focused far +0.06, near -0.005), worst in-focus pair +0.00; 18
-    held-out pairs focused far (seed 1) 29.094 -> 29.204; at 1024 px 32.127 -> 32.138, worst
+    29.340 -> 29.369 dB (focused far +0.06, near -0.005), worst in-focus pair +0.00; 9
+    pairs of seed 1 focused far 29.094 -> 29.204; at 1024 px 32.127 -> 32.138, worst
     in-focus -0.09 -> -0.13 dB; at 512 px the opening cost in-focus PSNR (-0.15 -> -0.28 dB
     with 33 px), so small grids keep the plain mask (docs/BENCHMARKS.md, "Specks of the
     main mask").
